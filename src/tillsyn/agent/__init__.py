@@ -1,0 +1,1 @@
+"""The agent runtime: catalog, registry, config, runner, evidence, local store and CLI."""

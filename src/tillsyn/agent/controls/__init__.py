@@ -1,0 +1,1 @@
+"""Control catalog data: ids and short titles only (see NOTICE for attribution)."""

@@ -1,0 +1,108 @@
+"""The evidence record: a result plus who, what and when, chained and sealed.
+
+Every record carries ``prev_hash`` (the previous record's ``hash``) and its own
+``hash``: SHA-256 over the record's canonical JSON without ``hash``, canonical meaning
+RFC 8785 (JCS: sorted keys, no insignificant whitespace, ECMAScript number formatting),
+so any language can recompute it. The records of one agent form one chain. A run ends
+with a *seal* record holding the agent's Ed25519 signature over the seal's own body,
+which names the chain head it closes: one signature covers every record before it,
+instead of a signature per record.
+
+This module is the record schema the store imports; it does no I/O.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import math
+from collections.abc import Mapping
+from dataclasses import asdict, is_dataclass
+from datetime import UTC, date, datetime
+from enum import Enum
+from pathlib import PurePath
+from typing import Any
+
+import rfc8785
+
+SCHEMA = "tillsyn.evidence/v1"
+GENESIS_HASH = "0" * 64
+RESULT = "result"
+SEAL = "seal"
+
+
+def timestamp(value: datetime) -> str:
+    """RFC 3339 in UTC with microseconds and ``Z``: one fixed spelling for hashing."""
+    if value.tzinfo is None:
+        raise ValueError("naive datetime in evidence; use an aware UTC datetime")
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def jsonable(value: Any, path: str = "observed") -> Any:
+    """Turn check output into plain JSON values, refusing what JSON cannot say exactly.
+
+    Datetimes become RFC 3339 UTC strings, tuples and sets lists, enums their values,
+    dataclasses dicts. NaN, infinities, bytes and arbitrary objects raise ``TypeError``
+    naming where they were found: evidence must not depend on ``repr``.
+    """
+    if value is None or isinstance(value, bool | str):
+        return value
+    if isinstance(value, int):
+        if abs(value) > 2**53:
+            raise TypeError(f"{path}: integer {value} is beyond what JSON numbers hold exactly")
+        return value
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise TypeError(f"{path}: {value} is not a finite number")
+        return value
+    if isinstance(value, Enum):
+        return jsonable(value.value, path)
+    if isinstance(value, datetime):
+        return timestamp(value)
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, PurePath):
+        return str(value)
+    if is_dataclass(value) and not isinstance(value, type):
+        return jsonable(asdict(value), path)
+    if isinstance(value, Mapping):
+        out: dict[str, Any] = {}
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise TypeError(f"{path}: key {key!r} is not a string")
+            out[key] = jsonable(item, f"{path}.{key}")
+        return out
+    if isinstance(value, list | tuple | set | frozenset):
+        items = sorted(value, key=repr) if isinstance(value, set | frozenset) else value
+        return [jsonable(item, f"{path}[{i}]") for i, item in enumerate(items)]
+    raise TypeError(f"{path}: {type(value).__name__} is not JSON evidence")
+
+
+def canonical(body: Mapping[str, Any]) -> bytes:
+    """RFC 8785 canonical JSON bytes of ``body``."""
+    return bytes(rfc8785.dumps(body))
+
+
+def record_hash(record: Mapping[str, Any]) -> str:
+    """SHA-256 hex of the canonical JSON of ``record`` without its ``hash`` field."""
+    body = {k: v for k, v in record.items() if k != "hash"}
+    return hashlib.sha256(canonical(body)).hexdigest()
+
+
+def seal_message(seal: Mapping[str, Any]) -> bytes:
+    """What the seal signature covers: the seal's canonical JSON without signature and hash."""
+    body = {k: v for k, v in seal.items() if k not in ("hash", "signature")}
+    return b"tillsyn-seal-v1\n" + canonical(body)
+
+
+def key_id(public_key_raw: bytes) -> str:
+    """A short, stable name for an Ed25519 public key: ``ed25519:`` + 16 hex of its SHA-256."""
+    return "ed25519:" + hashlib.sha256(public_key_raw).hexdigest()[:16]
+
+
+def b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
+
+
+def unb64(text: str) -> bytes:
+    return base64.b64decode(text.encode("ascii"), validate=True)

@@ -1,0 +1,102 @@
+"""The agent's identity: a stable agent id and an Ed25519 key, made on first run.
+
+Both live in the state directory. The key file is created with mode 0600 and
+published with an atomic link, so two agents starting at once on a fresh machine
+end up with one key, never two half-written ones; a key file others can read is
+refused, because anyone who can read it can forge seals.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import stat
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from tillsyn.agent.evidence import key_id
+
+KEY_FILE = "agent.key"
+ID_FILE = "agent.id"
+
+
+class IdentityError(Exception):
+    """The identity files exist but cannot be used (unreadable, bad mode, corrupt)."""
+
+
+@dataclass(frozen=True)
+class AgentIdentity:
+    agent_id: str
+    private_key: Ed25519PrivateKey
+
+    @property
+    def public_key_raw(self) -> bytes:
+        return self.private_key.public_key().public_bytes(
+            serialization.Encoding.Raw, serialization.PublicFormat.Raw
+        )
+
+    @property
+    def key_id(self) -> str:
+        return key_id(self.public_key_raw)
+
+    def sign(self, message: bytes) -> bytes:
+        return self.private_key.sign(message)
+
+
+def _publish_once(path: Path, content: bytes) -> None:
+    """Create ``path`` with ``content`` (mode 0600) unless it exists; atomic for readers."""
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}")
+    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(descriptor, "wb") as handle:
+            handle.write(content)
+            handle.flush()
+            os.fsync(handle.fileno())
+        with contextlib.suppress(FileExistsError):  # another process won the race: keep its
+            os.link(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)
+
+
+def load_or_create(state_dir: Path) -> AgentIdentity:
+    """The identity in ``state_dir``, created there on first use."""
+    state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    id_path, key_path = state_dir / ID_FILE, state_dir / KEY_FILE
+    if not id_path.exists():
+        _publish_once(id_path, (str(uuid.uuid4()) + "\n").encode())
+    if not key_path.exists():
+        pem = Ed25519PrivateKey.generate().private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+        _publish_once(key_path, pem)
+    return load(state_dir)
+
+
+def load(state_dir: Path) -> AgentIdentity:
+    """The identity in ``state_dir``; :class:`IdentityError` if it is missing or unusable."""
+    id_path, key_path = state_dir / ID_FILE, state_dir / KEY_FILE
+    if not key_path.exists() or not id_path.exists():
+        raise IdentityError(f"no agent identity in {state_dir} (no {ID_FILE} or {KEY_FILE})")
+    mode = stat.S_IMODE(key_path.stat().st_mode)
+    if mode & 0o077:
+        raise IdentityError(
+            f"{key_path} is readable by others (mode {mode:04o}); run: chmod 600 {key_path}"
+        )
+    try:
+        agent_id = id_path.read_text().strip()
+        uuid.UUID(agent_id)
+    except (OSError, ValueError) as exc:
+        raise IdentityError(f"{id_path} does not hold an agent id: {exc}") from exc
+    try:
+        key = serialization.load_pem_private_key(key_path.read_bytes(), password=None)
+    except (OSError, ValueError) as exc:
+        raise IdentityError(f"{key_path} is not a readable PEM private key: {exc}") from exc
+    if not isinstance(key, Ed25519PrivateKey):
+        raise IdentityError(f"{key_path} holds a {type(key).__name__}, not an Ed25519 key")
+    return AgentIdentity(agent_id, key)
