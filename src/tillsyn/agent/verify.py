@@ -109,6 +109,12 @@ def _check_one(
     seq = record.get("seq")
     if not isinstance(seq, int) or isinstance(seq, bool):
         return Problem(position, record_id, "has no sequence number: altered")
+    if seq != position:
+        return Problem(
+            position,
+            record_id,
+            f"holds record {seq} at position {position}: records were reordered or renumbered",
+        )
     if seq > expected_seq:
         missing = (
             f"record {expected_seq} is"
@@ -116,12 +122,8 @@ def _check_one(
             else f"records {expected_seq} to {seq - 1} are"
         )
         return Problem(seq, record_id, f"{missing} missing before it: deleted")
-    if seq != expected_seq or seq != position:
-        return Problem(
-            position,
-            record_id,
-            f"holds record {seq} at position {position}: records were reordered",
-        )
+    if seq != expected_seq:
+        return Problem(position, record_id, f"repeats record {seq}: records were reordered")
     if record.get("prev_hash") != prev_hash:
         return Problem(
             seq,
