@@ -98,3 +98,26 @@ def test_jsonable_converts_check_output_and_refuses_what_json_cannot_hold() -> N
         jsonable({"key": b"\x00"})
     with pytest.raises(TypeError, match="beyond what JSON numbers hold"):
         jsonable(2**60)
+
+
+def test_secret_material_is_spotted_anywhere_in_evidence() -> None:
+    from tillsyn.agent.evidence import find_secret
+
+    pem = "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXk=\n"
+    assert (
+        find_secret({"keys": [{"material": pem}]})
+        == "evidence.keys[0].material holds a private key"
+    )
+    assert find_secret({"user": "alice", "hash": "$y$j9T$F5Jx5fExrKuPp53xLKQ..1$X3DX6M94c7o"}) == (
+        "evidence.hash holds a password hash"
+    )
+    assert (
+        find_secret(
+            {
+                "fingerprint": "SHA256:47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU",
+                "price": "$5 a month",
+                "shell": "/bin/bash",
+            }
+        )
+        is None
+    )

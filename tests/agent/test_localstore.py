@@ -46,8 +46,11 @@ def test_two_processes_appending_at_once_build_one_valid_chain(tmp_path: Path) -
     )
     store.close()
     assert report.ok, report.problem
-    assert report.records == 2 * 25 * 3  # two results and one seal per round per process
-    assert report.seals == 50
+    # Every result is kept; a seal is skipped when the other writer's seal already covers
+    # the head, so there are at most 50 seals and the chain ends sealed.
+    assert report.records - report.seals == 2 * 25 * 2
+    assert 25 <= report.seals <= 50
+    assert report.unsealed == 0
 
 
 def test_identity_is_created_once_with_a_private_key_file(tmp_path: Path) -> None:

@@ -72,6 +72,13 @@ def empty(facts: Any, p: NoParams) -> Iterator[Result]:
     yield  # pragma: no cover
 
 
+@_spec("leaks")
+def leaks(facts: Any, p: NoParams) -> Iterator[Result]:
+    yield Result.failed(
+        TARGET, "found", observed={"shadow": ["root:$6$saltsalt$abcdefghijklmnop:19000"]}
+    )
+
+
 @_spec("unserialisable")
 def unserialisable(facts: Any, p: NoParams) -> Iterator[Result]:
     yield Result.passed(TARGET, "holds an object", observed={"x": object()})
@@ -91,7 +98,16 @@ def test_each_failure_becomes_an_error_for_that_check_only(
     try:
         started = time.monotonic()
         outcomes = _run(
-            good, raises, denied, hangs, garbage, empty, unserialisable, timeout=1.0, concurrency=2
+            good,
+            raises,
+            denied,
+            hangs,
+            garbage,
+            empty,
+            unserialisable,
+            leaks,
+            timeout=1.0,
+            concurrency=2,
         )
         elapsed = time.monotonic() - started
     finally:
@@ -114,6 +130,10 @@ def test_each_failure_becomes_an_error_for_that_check_only(
     assert "yielded str 'not a result' as result 0, not a Result" in reasons["host.test.garbage"]
     assert "produced no results" in reasons["host.test.empty"]
     assert "observed.x: object is not JSON evidence" in reasons["host.test.unserialisable"]
+    assert reasons["host.test.leaks"] == (
+        "check host.test.leaks tried to keep secret material as evidence: "
+        "result 0.observed.shadow[0] holds a password hash"
+    )
     captured = capsys.readouterr()
     assert "GARBAGE" not in captured.out  # diverted to the log, never into --json output
     assert sys.stdout is not None

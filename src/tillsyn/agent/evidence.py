@@ -16,6 +16,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import math
+import re
 from collections.abc import Mapping
 from dataclasses import asdict, is_dataclass
 from datetime import UTC, date, datetime
@@ -76,6 +77,34 @@ def jsonable(value: Any, path: str = "observed") -> Any:
         items = sorted(value, key=repr) if isinstance(value, set | frozenset) else value
         return [jsonable(item, f"{path}[{i}]") for i, item in enumerate(items)]
     raise TypeError(f"{path}: {type(value).__name__} is not JSON evidence")
+
+
+#: Secret material that must never be kept as evidence: private keys and password hashes
+#: (crypt(3) formats as found in /etc/shadow). A last line of defence behind the checks.
+_SECRET_PATTERNS = (
+    (re.compile(r"-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----"), "a private key"),
+    (re.compile(r"\$(?:1|2[abxy]?|5|6|7|y|gy|sha1|md5)\$[./A-Za-z0-9$=,]{8,}"), "a password hash"),
+)
+
+
+def find_secret(value: Any, path: str = "evidence") -> str | None:
+    """Where ``value`` (plain JSON) holds secret material, as ``path: what``; else None."""
+    if isinstance(value, str):
+        for pattern, what in _SECRET_PATTERNS:
+            if pattern.search(value):
+                return f"{path} holds {what}"
+        return None
+    if isinstance(value, dict):
+        items: Any = value.items()
+    elif isinstance(value, list):
+        items = enumerate(value)
+    else:
+        return None
+    for key, item in items:
+        found = find_secret(item, f"{path}.{key}" if isinstance(key, str) else f"{path}[{key}]")
+        if found:
+            return found
+    return None
 
 
 def canonical(body: Mapping[str, Any]) -> bytes:

@@ -27,7 +27,7 @@ def short_control(control_id: str) -> str:
 def results_table(records: list[dict[str, Any]], console: Console) -> None:
     table = Table(title="tillsyn run", show_lines=False, expand=True)
     table.add_column("Check", no_wrap=True, ratio=3)
-    table.add_column("Status", no_wrap=True)
+    table.add_column("Status", no_wrap=True, min_width=14)
     table.add_column("Resource", ratio=2, overflow="fold")
     table.add_column("Observed", ratio=6)
     table.add_column("Controls", ratio=2)
@@ -44,7 +44,7 @@ def results_table(records: list[dict[str, Any]], console: Console) -> None:
                 Text(status, style=STATUS_STYLE.get(status, "")),
                 f"{record['resource']['type']}:{record['resource']['id']}",
                 record["message"],
-                " ".join(short_control(c) for c in record["controls"]),
+                "\n".join(short_control(c) for c in record["controls"]),
             )
         table.add_section()
     console.print(table)
@@ -52,7 +52,8 @@ def results_table(records: list[dict[str, Any]], console: Console) -> None:
 
 def checks_table(rows: Iterable[dict[str, Any]], console: Console) -> None:
     table = Table(title="installed checks", expand=True)
-    for name in ("Check", "Family", "Target", "Controls", "Interval", "Parameters", "Source"):
+    table.add_column("Check", no_wrap=True)
+    for name in ("Family", "Target", "Controls", "Interval", "Parameters", "Source"):
         table.add_column(name, overflow="fold")
     for row in rows:
         params = "\n".join(f"{k}={v['default']!r} ({v['type']})" for k, v in row["params"].items())
@@ -60,7 +61,7 @@ def checks_table(rows: Iterable[dict[str, Any]], console: Console) -> None:
             row["id"],
             row["family"],
             row["target"],
-            " ".join(short_control(c) for c in row["controls"]),
+            "\n".join(short_control(c) for c in row["controls"]),
             row["interval"],
             params or "-",
             row["source"],

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
-from tillsyn.agent.evidence import jsonable
+from tillsyn.agent.evidence import find_secret, jsonable
 from tillsyn.agent.registry import LoadedCheck
 from tillsyn.checks._result import TARGET, Resource, Result, Status
 from tillsyn.collectors.errors import FactError
@@ -92,6 +92,14 @@ def _execute(job: Job, facts: Any) -> tuple[list[Result], str | None]:
             )
         except (TypeError, ValueError, AttributeError) as exc:
             reason = f"check {spec.id} result {index} is not valid evidence: {exc}"
+            return _error(reason), reason
+        last = checked[-1]
+        secret = find_secret(
+            {"message": last.message, "observed": last.observed, "expected": last.expected},
+            f"result {index}",
+        )
+        if secret:  # the offending text itself is never repeated, not even in the reason
+            reason = f"check {spec.id} tried to keep secret material as evidence: {secret}"
             return _error(reason), reason
     return checked, None
 
