@@ -31,8 +31,12 @@ def _measure(argv: list[str], env: dict[str, str]) -> tuple[float, float, int]:
 
 def _import_ms(module: str) -> float:
     """Cumulative import time of ``module`` in a fresh interpreter (-X importtime)."""
-    done = subprocess.run([sys.executable, "-X", "importtime", "-c", f"import {module}"],
-                          capture_output=True, text=True, check=True)
+    done = subprocess.run(
+        [sys.executable, "-X", "importtime", "-c", f"import {module}"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     for line in done.stderr.splitlines():
         parts = [p.strip() for p in line.split("|")]
         if len(parts) == 3 and parts[2] == module:
@@ -48,23 +52,33 @@ def main() -> None:
         samples = [_measure([*CLI, "run"], env) for _ in range(runs)]
         json_samples = [_measure([*CLI, "run", "--json"], env) for _ in range(runs)]
         version = [_measure([*CLI, "--version"], env) for _ in range(runs)]
-        importtime = subprocess.run([sys.executable, "-X", "importtime", *CLI[1:], "run",
-                                     "--json"], env=env, capture_output=True, text=True,
-                                    check=False).stderr
+        importtime = subprocess.run(
+            [sys.executable, "-X", "importtime", *CLI[1:], "run", "--json"],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=False,
+        ).stderr
     heavy = sorted({m for m in HEAVY if f"| {m}\n" in importtime or f"| {m}." in importtime})
     wall = statistics.median(s[0] for s in samples)
     rss = statistics.median(s[1] for s in samples)
-    print(f"tillsyn run (table), median of {runs}: wall {wall * 1000:.0f} ms, "
-          f"peak RSS {rss:.1f} MiB (exit {samples[0][2]})")
-    print(f"tillsyn run --json, median of {runs}: wall "
-          f"{statistics.median(s[0] for s in json_samples) * 1000:.0f} ms, peak RSS "
-          f"{statistics.median(s[1] for s in json_samples):.1f} MiB")
-    print(f"tillsyn --version (interpreter start + CLI import), median of {runs}: "
-          f"{statistics.median(s[0] for s in version) * 1000:.0f} ms")
-    print(f"import tillsyn.agent.cli: {_import_ms('tillsyn.agent.cli'):.1f} ms; "
-          f"everything `run --json` imports: see -X importtime")
+    print(
+        f"tillsyn run (table), median of {runs}: wall {wall * 1000:.0f} ms, "
+        f"peak RSS {rss:.1f} MiB (exit {samples[0][2]})"
+    )
+    print(
+        f"tillsyn run --json, median of {runs}: wall "
+        f"{statistics.median(s[0] for s in json_samples) * 1000:.0f} ms, peak RSS "
+        f"{statistics.median(s[1] for s in json_samples):.1f} MiB"
+    )
+    print(
+        f"tillsyn --version (interpreter start + CLI import), median of {runs}: "
+        f"{statistics.median(s[0] for s in version) * 1000:.0f} ms"
+    )
+    print(f"import tillsyn.agent.cli: {_import_ms('tillsyn.agent.cli'):.1f} ms")
     print(f"heavy SDKs imported by a host run: {', '.join(heavy) or 'none'}")
-    print(f"python {sys.version.split()[0]}, {os.cpu_count()} cores, {Path('/proc/loadavg').read_text().split()[0] if Path('/proc/loadavg').exists() else '?'} load")
+    load = Path("/proc/loadavg").read_text().split()[0] if Path("/proc/loadavg").exists() else "?"
+    print(f"python {sys.version.split()[0]}, {os.cpu_count()} cores, load {load}")
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 """Every check against every recorded case under ``tests/fixtures/checks/<check id>/<case>/``.
 
-A case names a recorded host tree (``host``), recorded command outputs (``commands``),
+A case names a recorded host tree (``host``), recorded command outputs (``commands``), the
+platform,
 tools that are missing or hang, the environment, the check's parameters and the
 results it must produce: exactly those resources with those statuses, and where a
 ``message`` is given, the result's message contains it.
@@ -31,7 +32,11 @@ def _facts(case: dict[str, Any], empty_root: Path) -> HostFacts:
     )
     root = HOSTS / case["host"] if "host" in case else empty_root
     return HostFacts(
-        root=root, runner=commands, env=case.get("env", {}), platform="linux", now=PINNED_NOW
+        root=root,
+        runner=commands,
+        env=case.get("env", {}),
+        platform=case.get("platform", "linux"),
+        now=PINNED_NOW,
     )
 
 

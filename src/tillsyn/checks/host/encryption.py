@@ -164,6 +164,17 @@ def _swap(facts: HostFacts, p: DiskParams) -> Iterator[Result]:
             "type": swap.type,
             "size_kib": swap.size_kib,
         }
+        holder = facts.mount_containing(swap.path) if swap.type == "file" else None
+        if holder is not None and holder.kind != "block":
+            # In a container /proc/swaps shows the host's swap file, which then seems to
+            # sit on the container's overlay root: only the host can tell.
+            yield Result.not_applicable(
+                resource,
+                f"swap file {swap.path} is on a {holder.kind} filesystem "
+                f"({holder.mountpoint}): {NOT_APPLICABLE_REASONS[holder.kind]}",
+                observed=observed,
+            )
+            continue
         if swap.path.startswith("/dev/zram"):
             yield Result.not_applicable(
                 resource,
