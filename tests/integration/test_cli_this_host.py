@@ -183,3 +183,31 @@ def test_checks_and_controls_listings(tmp_path: Path) -> None:
     assert "nis2/6.10.2.b" in summary["without_automated_check"]
     table = tillsyn("controls", "--framework", "iso27001:2022", state=tmp_path)
     assert "of 93 assessable controls have an automated check" in table.stdout
+
+
+def test_an_approved_exception_marks_the_fail_and_the_exit_code_accepts_it(tmp_path: Path) -> None:
+    config = tmp_path / "c.yaml"
+    config.write_text("""exceptions:
+  - {id: EXC-1, check: host.encryption.disk, resource: "filesystem:*", justification: "lab VM",
+     approved_by: ciso@example.eu, expires: 2999-12-31}
+  - {id: EXC-2, check: host.encryption.disk, resource: "swap:*", justification: "old",
+     approved_by: ciso@example.eu, expires: 2001-01-01}
+""")
+    done = tillsyn(
+        "run",
+        "--json",
+        "--check",
+        "host.encryption.disk",
+        "--config",
+        str(config),
+        state=tmp_path / "state",
+    )
+    results = [json.loads(line) for line in done.stdout.splitlines() if '"kind":"result"' in line]
+    fails = [r for r in results if r["status"] == "fail"]
+    if not fails:
+        pytest.skip("SKIPPED LOUDLY: this machine's disks are encrypted; nothing to except")
+    assert all(
+        r["exception"]["id"] == "EXC-1" for r in fails if r["resource"]["type"] == "filesystem"
+    )
+    unexcepted = [r for r in fails if not r.get("exception") or r["exception"]["expired"]]
+    assert done.returncode == (1 if unexcepted else 0)

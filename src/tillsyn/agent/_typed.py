@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import types
+from datetime import date
 from typing import Any, Literal, Union, get_args, get_origin, get_type_hints
 
 from tillsyn.checks._spec import parse_duration
@@ -39,6 +40,8 @@ def _name(hint: Any) -> str:
         return {int: "an integer", float: "a number", str: "a string", bool: "true or false"}[hint]
     if hint is Duration:
         return "a duration like 30s, 15m, 1h or 7d"
+    if hint is date:
+        return "a date like 2027-03-31"
     if get_origin(hint) is Literal:
         return "one of " + ", ".join(repr(a) for a in get_args(hint))
     if get_origin(hint) in (tuple, list):
@@ -69,7 +72,15 @@ def build(hint: Any, value: Any, path: Path_, issues: list[Issue]) -> Any:
         except ValueError as exc:
             issues.append(Issue(path, str(exc)))
             return None
-    if hint is bool:
+    if hint is date:
+        if isinstance(value, date):
+            return value
+        if isinstance(value, str):
+            try:
+                return date.fromisoformat(value)
+            except ValueError:
+                pass
+    elif hint is bool:
         if isinstance(value, bool):
             return value
     elif hint is int:

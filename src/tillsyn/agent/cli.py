@@ -89,6 +89,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from tillsyn.agent.config import ConfigError
     from tillsyn.agent.identity import IdentityError
     from tillsyn.agent.localstore import LocalStoreError
+    from tillsyn.collectors.memory import FactMemoryError
 
     try:
         return handlers[args.command](args)
@@ -97,7 +98,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         for problem in exc.problems:
             print(f"  {problem}", file=sys.stderr)
         return EXIT_USAGE
-    except (IdentityError, LocalStoreError) as exc:
+    except (IdentityError, LocalStoreError, FactMemoryError) as exc:
         print(f"tillsyn: {exc}", file=sys.stderr)
         return EXIT_FAILED
     except BrokenPipeError:  # `tillsyn run --json | head`
@@ -118,7 +119,7 @@ def _console() -> Any:
     return Console()
 
 
-def _facts_factory(command_timeout: float) -> Callable[[str], Any]:
+def _facts_factory(config: Any, memory: Any) -> Callable[[str], Any]:
     """One collector per target kind for this run, built when first asked for."""
     built: dict[str, Any] = {}
 
@@ -128,7 +129,11 @@ def _facts_factory(command_timeout: float) -> Callable[[str], Any]:
                 raise RuntimeError(f"no {kind} target is configured in this version")
             from tillsyn.collectors.host import HostFacts
 
-            built[kind] = HostFacts(command_timeout=command_timeout)
+            built[kind] = HostFacts(
+                command_timeout=config.agent.command_timeout,
+                memory=memory,
+                command_cache_ttl=config.agent.command_cache,
+            )
         return built[kind]
 
     return facts_for
@@ -140,6 +145,7 @@ def _run(args: argparse.Namespace) -> int:
     from tillsyn.agent.evidence import canonical
     from tillsyn.agent.localstore import LocalEvidence
     from tillsyn.agent.session import run_once
+    from tillsyn.collectors.memory import MEMORY_FILE, FactMemory
 
     _, registry = _registry()
     config = config_module.load(registry, args.config)
@@ -163,6 +169,7 @@ def _run(args: argparse.Namespace) -> int:
     state_dir = args.state_dir or config.state_dir()
     identity = identity_module.load_or_create(state_dir)
     store = LocalEvidence(state_dir)
+    memory = FactMemory(state_dir / MEMORY_FILE)
 
     reader_gone = False
 
@@ -184,13 +191,14 @@ def _run(args: argparse.Namespace) -> int:
             config,
             identity,
             store,
-            _facts_factory(config.agent.command_timeout),
+            _facts_factory(config, memory),
             selected=selected,
             include_problems=not (args.check or args.family),
             sink=print_json if args.json else None,
         )
     finally:
         store.close()
+        memory.close()
     if not args.json:
         from tillsyn.agent.render import results_table
 

@@ -17,11 +17,13 @@ from typing import Any
 
 from tillsyn.agent import _typed, _yaml
 from tillsyn.agent._typed import Duration, Issue
+from tillsyn.agent.exceptions import RiskException
 from tillsyn.agent.registry import Registry
 
 DEFAULTS = "defaults.yaml"
 _CHECK_KEYS = ("enabled", "interval", "timeout", "params")
-_TWO_MINUTES, _THIRTY_SECONDS = Duration(120.0), Duration(30.0)
+_TWO_MINUTES, _THIRTY_SECONDS, _ONE_HOUR = Duration(120.0), Duration(30.0), Duration(3600.0)
+_TOP_KEYS = ("agent", "checks", "exceptions")
 
 
 class ConfigError(Exception):
@@ -38,6 +40,8 @@ class AgentSettings:
     concurrency: int = 4
     check_timeout: Duration = _TWO_MINUTES
     command_timeout: Duration = _THIRTY_SECONDS
+    #: How long answers of slow read-only queries (package managers) are reused.
+    command_cache: Duration = _ONE_HOUR
 
     def __post_init__(self) -> None:
         if not 1 <= self.concurrency <= 64:
@@ -57,6 +61,7 @@ class Config:
     agent: AgentSettings
     checks: dict[str, CheckSettings]
     files: tuple[str, ...]
+    exceptions: tuple[RiskException, ...] = ()
 
     def state_dir(self) -> Path:
         """Where evidence and the agent key live: config, then the platform default."""
@@ -124,13 +129,34 @@ def load(registry: Registry, path: Path | None = None) -> Config:
 
     issues: list[Issue] = []
     for key in merged:
-        if key not in ("agent", "checks"):
-            issues.append(Issue((key,), f"unknown key {key!r} (known: agent, checks)"))
+        if key not in _TOP_KEYS:
+            issues.append(Issue((key,), f"unknown key {key!r} (known: {', '.join(_TOP_KEYS)})"))
     agent = _typed.build_dataclass(AgentSettings, merged.get("agent") or {}, ("agent",), issues)
     checks = _checks(registry, merged.get("checks") or {}, agent, issues)
+    exceptions = _exceptions(registry, merged.get("exceptions") or [], issues)
     if issues:
         raise ConfigError([f"{where(i.path)}: {_dotted(i.path)}: {i.message}" for i in issues])
-    return Config(agent, checks, tuple(layer.source for layer in layers))
+    return Config(agent, checks, tuple(layer.source for layer in layers), exceptions)
+
+
+def _exceptions(registry: Registry, raw: Any, issues: list[Issue]) -> tuple[RiskException, ...]:
+    built = _typed.build(tuple[RiskException, ...], raw, ("exceptions",), issues)
+    if not built:
+        return ()
+    seen: set[str] = set()
+    for index, exception in enumerate(built):
+        if exception is None:
+            continue
+        if exception.id in seen:
+            issues.append(
+                Issue(("exceptions", index, "id"), f"duplicate exception id {exception.id!r}")
+            )
+        seen.add(exception.id)
+        if exception.check not in registry.checks:
+            issues.append(
+                Issue(("exceptions", index, "check"), f"unknown check id {exception.check!r}")
+            )
+    return tuple(e for e in built if e is not None)
 
 
 def _dotted(path: tuple[str | int, ...]) -> str:

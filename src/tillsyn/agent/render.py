@@ -39,9 +39,13 @@ def results_table(records: list[dict[str, Any]], console: Console) -> None:
         table.add_row(Text(family, style="bold underline"), "", "", "", "")
         for record in by_family[family]:
             status = record["status"]
+            if record.get("exception"):
+                status += (
+                    " (expired exception)" if record["exception"]["expired"] else " (excepted)"
+                )
             table.add_row(
                 record["check"]["id"],
-                Text(status, style=STATUS_STYLE.get(status, "")),
+                Text(status, style=STATUS_STYLE.get(record["status"], "")),
                 f"{record['resource']['type']}:{record['resource']['id']}",
                 record["message"],
                 "\n".join(short_control(c) for c in record["controls"]),

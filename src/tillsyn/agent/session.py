@@ -16,7 +16,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from tillsyn import __version__
-from tillsyn.agent import runner
+from tillsyn.agent import exceptions, runner
 from tillsyn.agent.config import Config
 from tillsyn.agent.evidence import RESULT, SCHEMA, timestamp
 from tillsyn.agent.identity import AgentIdentity
@@ -42,8 +42,10 @@ class RunSummary:
 
     @property
     def failed(self) -> bool:
+        """Anything failed or errored, not counting fails covered by a valid exception."""
         return bool(self.store_error) or any(
-            r["status"] in (Status.FAIL, Status.ERROR) for r in self.records
+            r["status"] in (Status.FAIL, Status.ERROR) and not exceptions.is_excepted(r)
+            for r in self.records
         )
 
 
@@ -58,9 +60,11 @@ class _Recorder:
         target: dict[str, str],
         summary: RunSummary,
         sink: RecordSink | None,
+        risk_exceptions: tuple[exceptions.RiskException, ...] = (),
     ) -> None:
         self.store, self.identity, self.run_id = store, identity, run_id
         self.target, self.summary, self.sink = target, summary, sink
+        self.exceptions = risk_exceptions
 
     def body(
         self,
@@ -71,7 +75,7 @@ class _Recorder:
         at: datetime,
         duration: float,
     ) -> dict[str, Any]:
-        return {
+        record = {
             "schema": SCHEMA,
             "kind": RESULT,
             "record_id": uuid7(),
@@ -90,6 +94,8 @@ class _Recorder:
             "observed_at": timestamp(at),
             "duration_seconds": round(duration, 6),
         }
+        exceptions.apply(self.exceptions, record, at)
+        return record
 
     def append(self, bodies: list[dict[str, Any]]) -> None:
         records = bodies
@@ -132,6 +138,7 @@ def run_once(
         {"kind": "host", "id": ident.machine_id, "name": ident.hostname},
         summary,
         sink,
+        config.exceptions,
     )
     now = datetime.now(UTC)
     if include_problems:

@@ -16,7 +16,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from tillsyn.collectors.errors import FactParseError, FactPermissionDenied, FactUnavailable
+from tillsyn.collectors._facts import fact
+from tillsyn.collectors.errors import (
+    FactCommandFailed,
+    FactParseError,
+    FactPermissionDenied,
+    FactUnavailable,
+)
+from tillsyn.collectors.host._base import HostBase
 
 
 @dataclass(frozen=True)
@@ -145,3 +152,44 @@ def newest_matching_file(root: Path, pattern: str) -> NewestFile | None:
         return None
     shown = newest[1] if str(root) == "/" else "/" + os.path.relpath(newest[1], root)
     return NewestFile(shown, datetime.fromtimestamp(newest[0], UTC), matched)
+
+
+class BackupFacts(HostBase):
+    @fact("host.backup.restic_snapshots")
+    def restic_snapshots(
+        self, repository: str, password_file: str = "", password_env: str = ""
+    ) -> tuple[Snapshot, ...]:
+        """Snapshots in a restic repository, read without taking a lock."""
+        fact_name = "host.backup.restic_snapshots"
+        env: dict[str, str] = {}
+        if password_file:
+            env["RESTIC_PASSWORD_FILE"] = password_file
+        elif password_env:
+            if password_env not in self.env:
+                raise FactUnavailable(
+                    fact_name,
+                    f"${password_env}",
+                    "the environment variable holding the password is not set",
+                )
+            env["RESTIC_PASSWORD"] = self.env[password_env]
+        elif not (
+            {"RESTIC_PASSWORD", "RESTIC_PASSWORD_FILE", "RESTIC_PASSWORD_COMMAND"} & self.env.keys()
+        ):
+            raise FactUnavailable(
+                fact_name,
+                redact_location(repository),
+                "no password source: set password_file or password_env",
+            )
+        argv = ["restic", "snapshots", "--json", "--no-lock", "--repo", repository]
+        shown = " ".join([*argv[:-1], redact_location(repository)])
+        try:
+            result = self.command(fact_name, argv, env=env, shown=shown)
+        except FactCommandFailed as exc:
+            stderr = exc.stderr.replace(repository, redact_location(repository))
+            raise FactCommandFailed(fact_name, shown.split(" "), exc.returncode, stderr) from None
+        return parse_restic_snapshots(result.stdout, shown)
+
+    @fact("host.backup.newest_file")
+    def newest_file(self, pattern: str) -> NewestFile | None:
+        """Newest file matching an absolute glob, or None when nothing matches."""
+        return newest_matching_file(self.root, pattern)
