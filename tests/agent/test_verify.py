@@ -8,30 +8,16 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from tests.support.chains import build_chain, tamper
+from tests.support.chains import build_chain, rewrite, tamper
 from tillsyn.agent import identity as identity_module
-from tillsyn.agent.evidence import b64, record_hash, seal_message
-from tillsyn.agent.localstore import DB_FILE, LocalEvidence
-from tillsyn.agent.verify import Report, verify_chain
-
-
-def _verify(state_dir: Path) -> Report:
-    identity = identity_module.load(state_dir)
-    store = LocalEvidence(state_dir)
-    try:
-        return verify_chain(
-            store.rows(),
-            trusted_keys={identity.key_id: identity.public_key_raw},
-            agent_id=identity.agent_id,
-            sealed_head=store.sealed_head(),
-        )
-    finally:
-        store.close()
+from tillsyn.agent.evidence import b64, seal_message
+from tillsyn.agent.localstore import DB_FILE, LocalEvidence, verify_local
+from tillsyn.agent.verify import verify_chain
 
 
 def test_untouched_chain_verifies_with_every_seal(tmp_path: Path) -> None:
     build_chain(tmp_path, runs=3, per_run=4)
-    report = _verify(tmp_path)
+    report = verify_local(tmp_path)
     assert report.ok, report.problem
     assert (report.records, report.seals, report.unsealed, report.head_seq) == (15, 3, 0, 15)
 
@@ -43,7 +29,7 @@ def test_modified_record_is_named(tmp_path: Path) -> None:
         'UPDATE records SET body = replace(body, \'"status":"pass"\', '
         '\'"status":"fail"\') WHERE seq = 2',
     )
-    report = _verify(tmp_path)
+    report = verify_local(tmp_path)
     assert report.problem is not None
     assert report.problem.seq == 2
     assert "modified" in report.problem.reason
@@ -51,19 +37,8 @@ def test_modified_record_is_named(tmp_path: Path) -> None:
 
 def test_modified_record_with_recomputed_hash_breaks_the_next_link(tmp_path: Path) -> None:
     build_chain(tmp_path)
-    db = sqlite3.connect(tmp_path / DB_FILE)
-    body = db.execute("SELECT body FROM records WHERE seq = 2").fetchone()[0]
-    db.close()
-    import json
-
-    record = json.loads(body)
-    record["status"] = "fail"
-    record["hash"] = record_hash(record)
-    from tillsyn.agent.evidence import canonical
-
-    forged = canonical(record).decode().replace("'", "''")
-    tamper(tmp_path, f"UPDATE records SET body = '{forged}' WHERE seq = 2")
-    report = _verify(tmp_path)
+    rewrite(tmp_path, 2, lambda record: record.update(status="fail"))
+    report = verify_local(tmp_path)
     assert report.problem is not None
     assert report.problem.seq == 3
     assert "record 2 was altered or replaced" in report.problem.reason
@@ -72,7 +47,7 @@ def test_modified_record_with_recomputed_hash_breaks_the_next_link(tmp_path: Pat
 def test_deleted_record_is_named(tmp_path: Path) -> None:
     build_chain(tmp_path)
     tamper(tmp_path, "DELETE FROM records WHERE seq = 3")
-    report = _verify(tmp_path)
+    report = verify_local(tmp_path)
     assert report.problem is not None
     assert report.problem.seq == 4
     assert "record 3 is missing" in report.problem.reason
@@ -86,7 +61,7 @@ def test_reordered_records_are_named(tmp_path: Path) -> None:
         "UPDATE records SET seq = 2 WHERE seq = 3",
         "UPDATE records SET seq = 3 WHERE seq = -2",
     )
-    report = _verify(tmp_path)
+    report = verify_local(tmp_path)
     assert report.problem is not None
     assert report.problem.seq == 2
     assert "reordered" in report.problem.reason
@@ -95,7 +70,7 @@ def test_reordered_records_are_named(tmp_path: Path) -> None:
 def test_truncated_record_is_named(tmp_path: Path) -> None:
     build_chain(tmp_path)
     tamper(tmp_path, "UPDATE records SET body = substr(body, 1, 80) WHERE seq = 5")
-    report = _verify(tmp_path)
+    report = verify_local(tmp_path)
     assert report.problem is not None
     assert report.problem.seq == 5
     assert "not valid JSON" in report.problem.reason
@@ -104,25 +79,19 @@ def test_truncated_record_is_named(tmp_path: Path) -> None:
 def test_cut_off_tail_is_noticed_through_the_remembered_seal(tmp_path: Path) -> None:
     build_chain(tmp_path, runs=2, per_run=3)  # seq 1-3, seal 4, 5-7, seal 8
     tamper(tmp_path, "DELETE FROM records WHERE seq >= 5")
-    report = _verify(tmp_path)
+    report = verify_local(tmp_path)
     assert report.problem is not None
     assert "records after 4 were deleted" in report.problem.reason
 
 
 def test_forged_seal_signature_is_refused(tmp_path: Path) -> None:
     build_chain(tmp_path, runs=1, per_run=2)
-    db = sqlite3.connect(tmp_path / DB_FILE)
-    body = db.execute("SELECT body FROM records WHERE seq = 3").fetchone()[0]
-    db.close()
-    import json
 
-    from tillsyn.agent.evidence import canonical
+    def forge(seal: dict[str, object]) -> None:
+        seal["signature"] = b64(Ed25519PrivateKey.generate().sign(seal_message(seal)))
 
-    seal = json.loads(body)
-    seal["signature"] = b64(Ed25519PrivateKey.generate().sign(seal_message(seal)))
-    seal["hash"] = record_hash(seal)
-    tamper(tmp_path, f"UPDATE records SET body = '{canonical(seal).decode()}' WHERE seq = 3")
-    report = _verify(tmp_path)
+    rewrite(tmp_path, 3, forge)
+    report = verify_local(tmp_path)
     assert report.problem is not None
     assert report.problem.seq == 3
     assert report.problem.reason == "seal signature does not verify"
@@ -145,7 +114,7 @@ def test_unsealed_tail_is_counted_not_hidden(tmp_path: Path) -> None:
 
     store.append([result_body(identity.agent_id, "r", 9)])
     store.close()
-    report = _verify(tmp_path)
+    report = verify_local(tmp_path)
     assert report.ok
     assert report.unsealed == 1
 

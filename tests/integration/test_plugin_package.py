@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import textwrap
 from pathlib import Path
 
 import pytest
+
+from tests.support.cli import tillsyn
 
 PLUGIN_MODULE = '''
 """A third-party check: passes when /etc/hostname exists (only for the plugin test)."""
@@ -76,17 +77,7 @@ def plugin_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _tillsyn(site: Path, *args: str, state: Path | None = None) -> subprocess.CompletedProcess[str]:
-    env = dict(os.environ, PYTHONPATH=str(site))
-    if state is not None:
-        env["TILLSYN_STATE_DIR"] = str(state)
-    return subprocess.run(
-        [sys.executable, "-m", "tillsyn.agent.cli", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    return tillsyn(*args, state=state, extra_env={"PYTHONPATH": str(site)})
 
 
 def test_installed_plugin_is_listed_with_its_distribution(plugin_site: Path) -> None:

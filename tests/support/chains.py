@@ -6,11 +6,14 @@ file, after dropping the append-only triggers.
 
 from __future__ import annotations
 
+import json
 import sqlite3
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from tillsyn.agent import identity as identity_module
+from tillsyn.agent.evidence import canonical, record_hash
 from tillsyn.agent.ids import uuid7
 from tillsyn.agent.localstore import DB_FILE, LocalEvidence
 
@@ -59,3 +62,18 @@ def tamper(state_dir: Path, *statements: str) -> None:
             db.execute(statement)
     finally:
         db.close()
+
+
+def rewrite(state_dir: Path, seq: int, mutate: Callable[[dict[str, Any]], None]) -> None:
+    """Replace record ``seq`` by a mutated copy with a recomputed hash (a careful forger)."""
+    db = sqlite3.connect(state_dir / DB_FILE)
+    try:
+        record = json.loads(
+            db.execute("SELECT body FROM records WHERE seq = ?", (seq,)).fetchone()[0]
+        )
+    finally:
+        db.close()
+    mutate(record)
+    record["hash"] = record_hash(record)
+    forged = canonical(record).decode().replace("'", "''")
+    tamper(state_dir, f"UPDATE records SET body = '{forged}' WHERE seq = {seq}")

@@ -310,32 +310,21 @@ def _controls(args: argparse.Namespace) -> int:
 
 def _verify(args: argparse.Namespace) -> int:
     from tillsyn.agent import config as config_module
-    from tillsyn.agent import identity as identity_module
-    from tillsyn.agent.localstore import DB_FILE, LocalEvidence
-    from tillsyn.agent.verify import verify_chain
+    from tillsyn.agent.localstore import DB_FILE, verify_local
 
     if args.state_dir is None:
         _, registry = _registry()
         state_dir = config_module.load(registry, args.config).state_dir()
     else:
         state_dir = args.state_dir
-    if not (state_dir / DB_FILE).exists():
+    db = state_dir / DB_FILE
+    if not db.exists():
         print(
-            f"tillsyn: no evidence at {state_dir / DB_FILE}; run `tillsyn run` first",
+            f"tillsyn: no evidence at {db}; run `tillsyn run` first",
             file=sys.stderr,
         )
         return EXIT_FAILED
-    identity = identity_module.load(state_dir)
-    store = LocalEvidence(state_dir)
-    try:
-        report = verify_chain(
-            store.rows(),
-            trusted_keys={identity.key_id: identity.public_key_raw},
-            agent_id=identity.agent_id,
-            sealed_head=store.sealed_head(),
-        )
-    finally:
-        store.close()
+    report = verify_local(state_dir)
     failed = not report.ok or (args.strict and report.unsealed > 0)
     if args.json:
         print(
@@ -353,10 +342,10 @@ def _verify(args: argparse.Namespace) -> int:
         )
     elif report.problem:
         print(f"tillsyn: evidence does NOT verify: {report.problem}", file=sys.stderr)
-        print(f"  {report.records} records before it verified ({store.path})", file=sys.stderr)
+        print(f"  {report.records} records before it verified ({db})", file=sys.stderr)
     else:
         print(
-            f"verified {report.records} records and {report.seals} seals in {store.path}; "
+            f"verified {report.records} records and {report.seals} seals in {db}; "
             f"chain head {report.head_seq} {report.head_hash[:16]}…"
         )
         if report.unsealed:

@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from tillsyn.agent import identity as identity_module
 from tillsyn.agent.evidence import (
     GENESIS_HASH,
     SCHEMA,
@@ -28,6 +29,7 @@ from tillsyn.agent.evidence import (
     timestamp,
 )
 from tillsyn.agent.identity import AgentIdentity
+from tillsyn.agent.verify import Report, verify_chain
 
 DB_FILE = "evidence.sqlite3"
 HEAD_FILE = "chain-head"
@@ -192,3 +194,18 @@ class LocalEvidence:
 
     def count(self) -> int:
         return int(self._db.execute("SELECT count(*) FROM records").fetchone()[0])
+
+
+def verify_local(state_dir: Path) -> Report:
+    """Verify the chain in ``state_dir`` against this agent's own key and remembered seal."""
+    identity = identity_module.load(state_dir)
+    store = LocalEvidence(state_dir)
+    try:
+        return verify_chain(
+            store.rows(),
+            trusted_keys={identity.key_id: identity.public_key_raw},
+            agent_id=identity.agent_id,
+            sealed_head=store.sealed_head(),
+        )
+    finally:
+        store.close()

@@ -90,6 +90,14 @@ class FactMemory:
                 raise
         return {key: datetime.fromisoformat(known[key]) for key in wanted}
 
+    def record_first_seen(self, namespace: str, key: str, when: datetime) -> None:
+        """Remember ``key`` as first seen at ``when`` unless it is already known."""
+        with self._lock:
+            self._db.execute(
+                "INSERT OR IGNORE INTO first_seen VALUES (?, ?, ?)",
+                (namespace, key, when.astimezone(UTC).isoformat()),
+            )
+
     def get(self, namespace: str, key: str) -> tuple[Any, datetime] | None:
         """The value stored under ``key`` and when, or None."""
         with self._lock:
