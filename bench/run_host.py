@@ -15,7 +15,7 @@ import tempfile
 import time
 from pathlib import Path
 
-CLI = [sys.executable, "-m", "tillsyn.agent.cli"]
+CLI = [sys.executable, "-m", "tillsyn.cli"]
 HEAVY = ("boto3", "botocore", "kubernetes")
 
 
@@ -75,7 +75,7 @@ def main() -> None:
         f"tillsyn --version (interpreter start + CLI import), median of {runs}: "
         f"{statistics.median(s[0] for s in version) * 1000:.0f} ms"
     )
-    print(f"import tillsyn.agent.cli: {_import_ms('tillsyn.agent.cli'):.1f} ms")
+    print(f"import tillsyn.cli: {_import_ms('tillsyn.cli'):.1f} ms")
     print(f"heavy SDKs imported by a host run: {', '.join(heavy) or 'none'}")
     load = Path("/proc/loadavg").read_text().split()[0] if Path("/proc/loadavg").exists() else "?"
     print(f"python {sys.version.split()[0]}, {os.cpu_count()} cores, load {load}")

@@ -16,7 +16,7 @@ def tillsyn(
     if state is not None:
         env["TILLSYN_STATE_DIR"] = str(state)
     return subprocess.run(
-        [sys.executable, "-m", "tillsyn.agent.cli", *args],
+        [sys.executable, "-m", "tillsyn.cli", *args],
         env=env,
         capture_output=True,
         text=True,

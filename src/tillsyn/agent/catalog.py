@@ -51,7 +51,7 @@ _ISO_PREFIX = re.compile(
 )
 _ISO_LOOSE = re.compile(r"^iso(?:/iec)?(?::2022)?[\s:/]+", re.I)
 _NIS_PREFIX = re.compile(r"^(?:nis\s*2?|eu\s*2024/2690)[\s:/]*", re.I)
-_ISO_REF = re.compile(r"^a\.?\s*([5-8])\.(\d{1,2})$", re.I)
+_ISO_REF = re.compile(r"^a\.?\s*([5-8])(?:\.(\d{1,2}))?$", re.I)
 _BARE_ISO_REF = re.compile(r"^([5-8])\.(\d{1,2})$")
 _NIS_REF = re.compile(r"^(\d{1,2}(?:\.\d{1,2})*)(?:\.([a-z])|\s*\(([a-z])\))?$", re.I)
 
@@ -162,6 +162,8 @@ class Catalog:
             raise UnknownControlError(
                 f"{raw!r} is not an ISO/IEC 27001:2022 Annex A id (A.5.1 to A.8.34)"
             )
+        if match.group(2) is None:  # a theme: A.8 "Technological controls"
+            return self._known(f"{ISO}/A.{match.group(1)}", raw)
         return self._known(f"{ISO}/A.{match.group(1)}.{int(match.group(2))}", raw)
 
     @staticmethod

@@ -42,6 +42,12 @@ class AgentSettings:
     command_timeout: Duration = _THIRTY_SECONDS
     #: How long answers of slow read-only queries (package managers) are reused.
     command_cache: Duration = _ONE_HOUR
+    #: Warn (never drop) when more records than this wait to be delivered to the store.
+    outbox_warn_records: int = 100_000
+    #: The daemon serves /metrics here ("127.0.0.1:9464"); empty: not served.
+    metrics_listen: str = ""
+    #: The daemon writes a node_exporter textfile here after each tick; empty: not written.
+    metrics_textfile: str = ""
 
     def __post_init__(self) -> None:
         if not 1 <= self.concurrency <= 64:

@@ -50,6 +50,9 @@ CREATE TABLE IF NOT EXISTS records (
     body TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS records_check ON records (check_id, seq);
+-- How far each store has acknowledged the chain (the outbox is everything after it).
+CREATE TABLE IF NOT EXISTS delivery (
+    store TEXT PRIMARY KEY, acked_seq INTEGER NOT NULL, acked_at TEXT NOT NULL);
 CREATE TRIGGER IF NOT EXISTS records_no_update BEFORE UPDATE ON records
 BEGIN SELECT RAISE(ABORT, 'evidence is append-only: records cannot be updated'); END;
 CREATE TRIGGER IF NOT EXISTS records_no_delete BEFORE DELETE ON records
@@ -194,6 +197,57 @@ class LocalEvidence:
 
     def count(self) -> int:
         return int(self._db.execute("SELECT count(*) FROM records").fetchone()[0])
+
+    # -- outbox -----------------------------------------------------------------------
+
+    def acked(self, store: str) -> int:
+        """The last chain position ``store`` acknowledged (0: nothing yet)."""
+        row = self._db.execute(
+            "SELECT acked_seq FROM delivery WHERE store = ?", (store,)
+        ).fetchone()
+        return int(row[0]) if row else 0
+
+    def ack(self, store: str, seq: int, now: datetime | None = None) -> None:
+        """Record that ``store`` holds everything up to ``seq`` (never moves backwards)."""
+        moment = (now or datetime.now(UTC)).isoformat()
+        with self._write():
+            self._db.execute(
+                "INSERT INTO delivery VALUES (?, ?, ?) ON CONFLICT(store) DO UPDATE SET "
+                "acked_seq = max(acked_seq, excluded.acked_seq), acked_at = excluded.acked_at",
+                (store, seq, moment),
+            )
+
+    def pending(self, store: str, limit: int) -> list[dict[str, Any]]:
+        """Undelivered records up to the newest seal, whole sealed runs, about ``limit`` of them.
+
+        A batch always ends at a seal, so the store can verify every record it takes;
+        records after the newest seal wait for the next run's seal.
+        """
+        after = self.acked(store)
+        seals = [
+            int(row[0])
+            for row in self._db.execute(
+                "SELECT seq FROM records WHERE kind = 'seal' AND seq > ? ORDER BY seq", (after,)
+            )
+        ]
+        if not seals:
+            return []
+        end = seals[0]
+        for seal in seals[1:]:
+            if seal - after > limit:
+                break
+            end = seal
+        return [
+            json.loads(body)
+            for (body,) in self._db.execute(
+                "SELECT body FROM records WHERE seq > ? AND seq <= ? ORDER BY seq", (after, end)
+            )
+        ]
+
+    def undelivered(self, store: str) -> int:
+        """How many records ``store`` has not acknowledged yet (sealed or not)."""
+        head, _ = self._head()
+        return max(0, head - self.acked(store))
 
 
 def verify_local(state_dir: Path) -> Report:

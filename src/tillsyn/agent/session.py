@@ -68,7 +68,7 @@ class _Recorder:
 
     def body(
         self,
-        check: dict[str, str],
+        check: dict[str, Any],
         controls: Iterable[str],
         severity: str,
         result: Result,
@@ -111,8 +111,35 @@ class _Recorder:
                 self.sink(record)
 
 
-def _check_ref(spec: Any) -> dict[str, str]:
-    return {"id": spec.id, "version": spec.version, "family": spec.family, "title": spec.title}
+def facts_factory(config: Config, memory: Any) -> Callable[[str], Any]:
+    """One collector per target kind for this run, built when first asked for."""
+    built: dict[str, Any] = {}
+
+    def facts_for(kind: str) -> Any:
+        if kind not in built:
+            if kind != "host":
+                raise RuntimeError(f"no {kind} target is configured in this version")
+            from tillsyn.collectors.host import HostFacts
+
+            built[kind] = HostFacts(
+                command_timeout=config.agent.command_timeout,
+                memory=memory,
+                command_cache_ttl=config.agent.command_cache,
+            )
+        return built[kind]
+
+    return facts_for
+
+
+def _check_ref(spec: Any, interval: float) -> dict[str, Any]:
+    """What a record says about its check; the interval lets readers tell stale evidence."""
+    return {
+        "id": spec.id,
+        "version": spec.version,
+        "family": spec.family,
+        "title": spec.title,
+        "interval_seconds": interval,
+    }
 
 
 def run_once(
@@ -152,7 +179,7 @@ def run_once(
             recorder.append(
                 [
                     recorder.body(
-                        _check_ref(loaded.spec),
+                        _check_ref(loaded.spec, settings.interval),
                         loaded.spec.controls,
                         loaded.spec.severity,
                         skip,
@@ -170,7 +197,7 @@ def run_once(
         recorder.append(
             [
                 recorder.body(
-                    _check_ref(spec),
+                    _check_ref(spec, config.checks[spec.id].interval),
                     spec.controls,
                     spec.severity,
                     result,
@@ -197,5 +224,5 @@ def _problem_body(recorder: _Recorder, problem: LoadProblem, now: datetime) -> d
         Resource("plugin", problem.source),
         f"{problem.name} could not be loaded: {problem.reason}",
     )
-    check = {"id": problem.name, "version": "", "family": "", "title": ""}
+    check = {"id": problem.name, "version": "", "family": "", "title": "", "interval_seconds": 0}
     return recorder.body(check, (), "high", result, now, 0.0)

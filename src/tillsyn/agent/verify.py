@@ -38,6 +38,7 @@ class Report:
     unsealed: int = 0  # records after the last seal: not yet covered by a signature
     head_seq: int = 0
     head_hash: str = GENESIS_HASH
+    last_seal_seq: int = 0  # everything up to here is covered by a verified signature
     problem: Problem | None = None
     key_ids: set[str] = field(default_factory=set)
 
@@ -52,15 +53,18 @@ def verify_chain(
     trusted_keys: Mapping[str, bytes],
     agent_id: str | None = None,
     sealed_head: tuple[int, str] | None = None,
+    start: tuple[int, str] = (0, GENESIS_HASH),
 ) -> Report:
     """Check every stored record in order.
 
     ``rows`` are (position, body text) as stored; ``trusted_keys`` maps key ids to raw
     Ed25519 public keys the verifier trusts (never the key a seal carries itself);
-    ``sealed_head`` is the newest seal the agent remembers, to notice a cut-off tail.
+    ``sealed_head`` is the newest seal the agent remembers, to notice a cut-off tail;
+    ``start`` is the (position, hash) the rows continue from (the store verifies batches
+    that continue the chain it already holds).
     """
-    report = Report()
-    expected_seq, prev_hash = 1, GENESIS_HASH
+    report = Report(head_seq=start[0], head_hash=start[1], last_seal_seq=start[0])
+    expected_seq, prev_hash = start[0] + 1, start[1]
     since_seal = 0
     for position, text in rows:
         problem = _check_one(
@@ -72,6 +76,8 @@ def verify_chain(
         record: dict[str, Any] = json.loads(text)
         report.records += 1
         since_seal = 0 if record["kind"] == SEAL else since_seal + 1
+        if record["kind"] == SEAL:
+            report.last_seal_seq = expected_seq
         prev_hash = record["hash"]
         report.head_seq, report.head_hash = expected_seq, prev_hash
         expected_seq += 1

@@ -1,7 +1,8 @@
-"""The ``tillsyn`` command line.
+"""The agent's commands: run, checks, controls, verify, config check, enroll.
 
-Exit codes: 0 nothing failed, 1 a check failed or errored (or evidence did not
-verify), 2 a usage or configuration error.
+Each takes the parsed arguments and returns an exit code (see :mod:`tillsyn.exitcodes`).
+Heavy imports happen inside the command that needs them, so ``tillsyn --version`` and
+``tillsyn checks`` stay quick.
 """
 
 from __future__ import annotations
@@ -11,98 +12,12 @@ import json
 import logging
 import os
 import sys
-from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from tillsyn import __version__
+from tillsyn.exitcodes import EXIT_FAILED, EXIT_OK, EXIT_USAGE
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 log = logging.getLogger("tillsyn")
-
-
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="tillsyn",
-        description="Continuous technical control monitoring "
-        "(ISO/IEC 27001:2022 Annex A, NIS2 (EU) 2024/2690).",
-    )
-    parser.add_argument("--version", action="version", version=f"tillsyn {__version__}")
-    parser.add_argument("-v", "--verbose", action="store_true", help="log debug detail to stderr")
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-
-    run = commands.add_parser("run", help="run every enabled check once against this host")
-    run.add_argument("--json", action="store_true", help="one JSON evidence record per line")
-    run.add_argument(
-        "--check",
-        action="append",
-        default=[],
-        metavar="ID",
-        help="run only this check (repeatable)",
-    )
-    run.add_argument(
-        "--family",
-        action="append",
-        default=[],
-        metavar="NAME",
-        help="run only checks of this family (repeatable)",
-    )
-    run.add_argument("--config", type=Path, metavar="FILE", help="YAML merged over the defaults")
-    run.add_argument("--state-dir", type=Path, metavar="DIR", help="where evidence is kept")
-
-    checks = commands.add_parser("checks", help="list installed checks and their parameters")
-    checks.add_argument("--json", action="store_true")
-
-    controls = commands.add_parser("controls", help="list controls and which checks evidence them")
-    controls.add_argument("--framework", choices=["iso27001:2022", "nis2"])
-    controls.add_argument("--json", action="store_true")
-
-    verify = commands.add_parser("verify", help="recompute the evidence chain and seals")
-    verify.add_argument("--state-dir", type=Path, metavar="DIR")
-    verify.add_argument("--config", type=Path, metavar="FILE")
-    verify.add_argument(
-        "--strict", action="store_true", help="also fail when the newest records are not sealed yet"
-    )
-    verify.add_argument("--json", action="store_true")
-
-    config = commands.add_parser("config", help="configuration tools")
-    config_commands = config.add_subparsers(dest="config_command", required=True, metavar="ACTION")
-    config_check = config_commands.add_parser("check", help="validate a configuration file")
-    config_check.add_argument("file", type=Path)
-    return parser
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.WARNING,
-        format="tillsyn: %(levelname)s: %(message)s",
-        stream=sys.stderr,
-    )
-    handlers: dict[str, Callable[[argparse.Namespace], int]] = {
-        "run": _run,
-        "checks": _checks,
-        "controls": _controls,
-        "verify": _verify,
-        "config": _config_check,
-    }
-    from tillsyn.agent.config import ConfigError
-    from tillsyn.agent.identity import IdentityError
-    from tillsyn.agent.localstore import LocalStoreError
-    from tillsyn.collectors.memory import FactMemoryError
-
-    try:
-        return handlers[args.command](args)
-    except ConfigError as exc:
-        print("tillsyn: configuration error:", file=sys.stderr)
-        for problem in exc.problems:
-            print(f"  {problem}", file=sys.stderr)
-        return EXIT_USAGE
-    except (IdentityError, LocalStoreError, FactMemoryError) as exc:
-        print(f"tillsyn: {exc}", file=sys.stderr)
-        return EXIT_FAILED
-    except BrokenPipeError:  # `tillsyn run --json | head`
-        return EXIT_OK
 
 
 def _registry() -> Any:
@@ -119,32 +34,12 @@ def _console() -> Any:
     return Console()
 
 
-def _facts_factory(config: Any, memory: Any) -> Callable[[str], Any]:
-    """One collector per target kind for this run, built when first asked for."""
-    built: dict[str, Any] = {}
-
-    def facts_for(kind: str) -> Any:
-        if kind not in built:
-            if kind != "host":
-                raise RuntimeError(f"no {kind} target is configured in this version")
-            from tillsyn.collectors.host import HostFacts
-
-            built[kind] = HostFacts(
-                command_timeout=config.agent.command_timeout,
-                memory=memory,
-                command_cache_ttl=config.agent.command_cache,
-            )
-        return built[kind]
-
-    return facts_for
-
-
-def _run(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace) -> int:
     from tillsyn.agent import config as config_module
     from tillsyn.agent import identity as identity_module
     from tillsyn.agent.evidence import canonical
     from tillsyn.agent.localstore import LocalEvidence
-    from tillsyn.agent.session import run_once
+    from tillsyn.agent.session import facts_factory, run_once
     from tillsyn.collectors.memory import MEMORY_FILE, FactMemory
 
     _, registry = _registry()
@@ -191,7 +86,7 @@ def _run(args: argparse.Namespace) -> int:
             config,
             identity,
             store,
-            _facts_factory(config, memory),
+            facts_factory(config, memory),
             selected=selected,
             include_problems=not (args.check or args.family),
             sink=print_json if args.json else None,
@@ -213,12 +108,14 @@ def _run(args: argparse.Namespace) -> int:
         console.print(
             f"{len(summary.records)} results: {counts}. Evidence in {store.path} ({sealed})."
         )
+    if args.push and _push(state_dir) != EXIT_OK:
+        return EXIT_FAILED
     if summary.store_error:
         print(f"tillsyn: evidence was NOT stored: {summary.store_error}", file=sys.stderr)
     return EXIT_FAILED if summary.failed else EXIT_OK
 
 
-def _checks(args: argparse.Namespace) -> int:
+def checks(args: argparse.Namespace) -> int:
     from tillsyn.agent._typed import describe
 
     _, registry = _registry()
@@ -256,7 +153,7 @@ def _checks(args: argparse.Namespace) -> int:
     return EXIT_FAILED if problems else EXIT_OK
 
 
-def _controls(args: argparse.Namespace) -> int:
+def controls(args: argparse.Namespace) -> int:
     from tillsyn.agent.catalog import FRAMEWORKS
 
     catalog, registry = _registry()
@@ -308,15 +205,12 @@ def _controls(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _verify(args: argparse.Namespace) -> int:
-    from tillsyn.agent import config as config_module
+def verify(args: argparse.Namespace) -> int:
     from tillsyn.agent.localstore import DB_FILE, verify_local
 
-    if args.state_dir is None:
-        _, registry = _registry()
-        state_dir = config_module.load(registry, args.config).state_dir()
-    else:
-        state_dir = args.state_dir
+    if args.store:
+        return _verify_store(args)
+    state_dir = _state_dir(args)
     db = state_dir / DB_FILE
     if not db.exists():
         print(
@@ -357,7 +251,174 @@ def _verify(args: argparse.Namespace) -> int:
     return EXIT_FAILED if failed else EXIT_OK
 
 
-def _config_check(args: argparse.Namespace) -> int:
+def _state_dir(args: argparse.Namespace) -> Path:
+    """--state-dir, else the configuration's, else the platform default."""
+    from tillsyn.agent import config as config_module
+
+    if getattr(args, "state_dir", None):
+        return Path(args.state_dir)
+    _, registry = _registry()
+    return config_module.load(registry, getattr(args, "config", None)).state_dir()
+
+
+def _verify_store(args: argparse.Namespace) -> int:
+    """Re-check every chain and seal in a store against the keys agents enrolled with."""
+    from tillsyn.agent.evidence import GENESIS_HASH, canonical, key_id, unb64
+    from tillsyn.agent.storeclient import PushRefusedError, fetch_chains
+    from tillsyn.agent.verify import verify_chain
+
+    token = _token(args)
+    bad = 0
+    total = 0
+    try:
+        for agent, records in fetch_chains(args.store, token):
+            raw = unb64(agent["public_key"])
+            resumes = agent.get("resumes_at")  # older records were removed by retention
+            report = verify_chain(
+                ((position, canonical(record).decode()) for position, record in records),
+                trusted_keys={key_id(raw): raw},
+                agent_id=agent["agent_id"],
+                start=(int(resumes["seq"]), str(resumes["hash"])) if resumes else (0, GENESIS_HASH),
+            )
+            total += report.records
+            if report.problem is None and report.head_seq != agent["head_seq"]:
+                print(
+                    f"tillsyn: agent {agent['agent_id']}: the store says its chain ends at "
+                    f"{agent['head_seq']} but holds records to {report.head_seq}",
+                    file=sys.stderr,
+                )
+                bad += 1
+            elif report.problem is not None:
+                print(
+                    f"tillsyn: agent {agent['agent_id']} ({agent['hostname']}): evidence does "
+                    f"NOT verify: {report.problem}",
+                    file=sys.stderr,
+                )
+                bad += 1
+            else:
+                print(
+                    f"agent {agent['agent_id']} ({agent['hostname']}): {report.records} "
+                    f"records and {report.seals} seals verified"
+                )
+    except (PushRefusedError, OSError) as exc:
+        print(f"tillsyn: cannot read {args.store}: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    print(f"{total} records checked in {args.store}; {bad} chain(s) with problems")
+    return EXIT_FAILED if bad else EXIT_OK
+
+
+def _token(args: argparse.Namespace) -> str:
+    if args.token_file:
+        return Path(args.token_file).read_text().strip()
+    token = os.environ.get("TILLSYN_TOKEN", "")
+    if not token:
+        raise SystemExit("tillsyn: give --token-file or set TILLSYN_TOKEN (auditor or admin)")
+    return token
+
+
+def enroll(args: argparse.Namespace) -> int:
+    import socket
+
+    from tillsyn.agent import identity as identity_module
+    from tillsyn.agent.storeclient import PushRefusedError
+    from tillsyn.agent.storeclient import enroll as enroll_with
+
+    state_dir = _state_dir(args)
+    identity = identity_module.load_or_create(state_dir)
+    try:
+        link = enroll_with(
+            args.url,
+            args.token,
+            identity,
+            socket.gethostname(),
+            str(args.ca_file) if args.ca_file else None,
+        )
+    except (PushRefusedError, OSError) as exc:
+        print(f"tillsyn: enrolment failed: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    link.save(state_dir)
+    print(f"enrolled agent {identity.agent_id} with {link.url}")
+    return EXIT_OK
+
+
+def push(args: argparse.Namespace) -> int:
+    return _push(_state_dir(args))
+
+
+def _push(state_dir: Path) -> int:
+    from tillsyn.agent.localstore import LocalEvidence
+    from tillsyn.agent.storeclient import StoreLink, StoreLinkError
+    from tillsyn.agent.storeclient import push as push_to
+
+    try:
+        link = StoreLink.load(state_dir)
+    except StoreLinkError as exc:
+        print(f"tillsyn: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    store = LocalEvidence(state_dir)
+    try:
+        report = push_to(store, link, attempts=int(os.environ.get("TILLSYN_PUSH_ATTEMPTS", "6")))
+    finally:
+        store.close()
+    if report.error:
+        print(
+            f"tillsyn: push incomplete: {report.error}; {report.remaining} records wait in "
+            "the outbox and will be sent again",
+            file=sys.stderr,
+        )
+        return EXIT_FAILED
+    print(
+        f"pushed {report.delivered} records to {link.url} in {report.batches} batches "
+        f"({report.duplicates} already there); {report.remaining} not yet sealed"
+    )
+    return EXIT_OK
+
+
+def daemon(args: argparse.Namespace) -> int:
+    from tillsyn.agent.daemon import Daemon
+
+    worker = Daemon(args.config, args.state_dir)
+    worker.install_signals()
+    print(
+        f"tillsyn daemon: {sum(1 for c in worker.config.checks.values() if c.enabled)} checks, "
+        f"state in {worker.state_dir}",
+        file=sys.stderr,
+    )
+    worker.run_forever()
+    return EXIT_OK
+
+
+def status(args: argparse.Namespace) -> int:
+    from tillsyn.agent.daemon import read_status
+
+    state_dir = _state_dir(args)
+    current = read_status(state_dir)
+    if current is None:
+        print(
+            f"tillsyn: no daemon status in {state_dir} (is `tillsyn daemon` running there?)",
+            file=sys.stderr,
+        )
+        return EXIT_FAILED
+    if args.json:
+        print(json.dumps(current, indent=2))
+        return EXIT_OK
+    print(
+        f"daemon pid {current['pid']} since {current['started_at']}, "
+        f"updated {current['updated_at']}"
+    )
+    print(
+        f"store: {current['store'] or 'not enrolled'}; outbox: {current['outbox_records']} "
+        f"records; last successful push: {current['last_push_ok'] or 'never'}"
+    )
+    if current["last_push_error"]:
+        print(f"last push error: {current['last_push_error']}")
+    for check_id, run in sorted(current["checks"].items()):
+        counts = ", ".join(f"{n} {s}" for s, n in sorted(run["statuses"].items()))
+        print(f"  {check_id}: last run {run['at']} ({counts})")
+    return EXIT_OK
+
+
+def config_check(args: argparse.Namespace) -> int:
     from tillsyn.agent import config as config_module
 
     _, registry = _registry()
@@ -365,7 +426,3 @@ def _config_check(args: argparse.Namespace) -> int:
     enabled = sum(1 for c in config.checks.values() if c.enabled)
     print(f"{args.file}: valid ({enabled} of {len(config.checks)} checks enabled)")
     return EXIT_OK
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,0 +1,372 @@
+"""The store's HTTP API (FastAPI). Every route names the roles that may call it.
+
+Roles: an ``enrol`` token registers one agent; an ``agent`` credential writes and reads
+only its own evidence; an ``auditor`` reads everything and writes nothing; an ``admin``
+manages tokens and agents. Every authentication failure and admin action lands in the
+audit log. Request bodies are capped (413 beyond), and so is the batch length.
+"""
+
+from collections.abc import Awaitable, Callable, MutableMapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from fastapi import Depends, FastAPI, HTTPException, Query, Request
+from fastapi.responses import JSONResponse, PlainTextResponse
+from pydantic import BaseModel, Field
+from sqlalchemy import Engine, select
+
+from tillsyn import __version__
+from tillsyn.agent.catalog import Catalog, UnknownControlError
+from tillsyn.store import audit, enrolment, ingest, metrics, queries, tokens
+from tillsyn.store.schema import alerts
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class StoreSettings:
+    max_request_bytes: int = 8 * 1024 * 1024
+    max_batch: int = 5000
+    page_limit: int = 1000
+    public_metrics: bool = False  # /metrics without a token (a scraper on a private network)
+
+
+class _BodyLimit:
+    """Refuses request bodies over the limit with 413, without reading them into memory."""
+
+    def __init__(self, app: Callable[[Scope, Receive, Send], Awaitable[None]], limit: int) -> None:
+        self.app, self.limit = app, limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope.get("headers") or []).get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.limit:
+            await _too_large(send, self.limit)
+            return
+        seen = 0
+
+        async def counted() -> Message:
+            nonlocal seen
+            message = await receive()
+            seen += len(message.get("body", b""))
+            if seen > self.limit:
+                raise _TooLargeError
+            return message
+
+        try:
+            await self.app(scope, counted, send)
+        except _TooLargeError:
+            await _too_large(send, self.limit)
+
+
+class _TooLargeError(Exception):
+    pass
+
+
+async def _too_large(send: Send, limit: int) -> None:
+    body = f'{{"detail":"request body exceeds {limit} bytes"}}'.encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 413,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
+class EnrolRequest(BaseModel):
+    agent_id: str = Field(description="the agent's UUID (agent.id in its state directory)")
+    public_key: str = Field(description="raw Ed25519 public key, base64")
+    hostname: str = ""
+
+
+class EnrolResponse(BaseModel):
+    agent_id: str
+    token: str = Field(description="the agent's own credential; shown only here")
+
+
+class EvidenceBatch(BaseModel):
+    records: list[dict[str, Any]] = Field(description="consecutive chain records, ending at a seal")
+
+
+class IngestResponse(BaseModel):
+    stored: int
+    duplicates: int
+    held_back: int = Field(description="records after the batch's last seal, not stored yet")
+    rejected: int
+    reason: str | None
+    head_seq: int
+
+
+class TokenRequest(BaseModel):
+    role: tokens.Role
+    expires_at: datetime | None = None
+    note: str = ""
+
+
+class TokenResponse(BaseModel):
+    token: str
+
+
+class EvidencePage(BaseModel):
+    records: list[dict[str, Any]]
+    positions: list[int] = Field(description="where each record is stored in its agent's chain")
+    next_cursor: str | None
+
+
+def create_app(engine: Engine, catalog: Catalog, settings: StoreSettings | None = None) -> Any:
+    """The ASGI application over ``engine`` (migrated by the caller)."""
+    conf = settings or StoreSettings()
+    registry, ingested = metrics.build_registry(engine, catalog)
+    app = FastAPI(
+        title="tillsyn store",
+        version=__version__,
+        description="Tamper-evident compliance evidence from tillsyn agents.",
+    )
+
+    def principal(request: Request) -> tokens.Principal:
+        header = request.headers.get("authorization", "")
+        scheme, _, token = header.partition(" ")
+        client = request.client.host if request.client else "?"
+        if scheme.lower() != "bearer" or not token:
+            audit.record(
+                engine,
+                "anonymous",
+                "auth_failed",
+                path=request.url.path,
+                client=client,
+                reason="no bearer token",
+            )
+            raise HTTPException(
+                401, "a bearer token is required", headers={"WWW-Authenticate": "Bearer"}
+            )
+        try:
+            with engine.begin() as connection:
+                return tokens.authenticate(connection, token.strip())
+        except tokens.TokenError as exc:
+            audit.record(
+                engine,
+                "anonymous",
+                "auth_failed",
+                path=request.url.path,
+                client=client,
+                reason=str(exc),
+            )
+            raise HTTPException(
+                401, "invalid, expired or revoked token", headers={"WWW-Authenticate": "Bearer"}
+            ) from exc
+
+    Who = Annotated[tokens.Principal, Depends(principal)]  # noqa: N806 - a type alias
+
+    def require(who: tokens.Principal, *roles: tokens.Role) -> None:
+        if who.role not in roles:
+            audit.record(
+                engine,
+                who.token_id,
+                "forbidden",
+                role=str(who.role),
+                needed=[str(r) for r in roles],
+            )
+            raise HTTPException(403, f"a {who.role} token may not do this")
+
+    @app.post("/api/v1/enroll", response_model=EnrolResponse, tags=["agents"])
+    def enroll(body: EnrolRequest, who: Who) -> EnrolResponse:
+        try:
+            with engine.begin() as connection:
+                token = enrolment.enrol(
+                    connection, who, body.agent_id, body.public_key, body.hostname
+                )
+        except enrolment.EnrolmentError as exc:
+            raise HTTPException(exc.status, exc.reason) from exc
+        audit.record(engine, who.token_id, "agent_enrolled", agent_id=body.agent_id)
+        return EnrolResponse(agent_id=body.agent_id, token=token)
+
+    @app.post(
+        "/api/v1/evidence",
+        response_model=IngestResponse,
+        tags=["evidence"],
+        responses={
+            413: {"description": "body or batch too large"},
+            409: {"description": "the batch rewrites stored evidence"},
+            422: {"description": "malformed, or refused by the chain check"},
+        },
+    )
+    def push(body: EvidenceBatch, who: Who) -> Any:
+        require(who, tokens.Role.AGENT)
+        if len(body.records) > conf.max_batch:
+            raise HTTPException(413, f"a batch holds at most {conf.max_batch} records")
+        if who.agent_id is None:  # agent tokens are bound at enrolment; never true
+            raise HTTPException(403, "this agent token is bound to no agent")
+        try:
+            with engine.begin() as connection:
+                result = ingest.ingest(connection, who.agent_id, body.records, catalog)
+        except ingest.IngestError as exc:
+            if exc.alert:
+                with engine.begin() as connection:
+                    ingest.record_alert(connection, who.agent_id, *exc.alert)
+            raise HTTPException(exc.status, exc.reason) from exc
+        ingested.inc(result.stored)
+        if result.alerts:
+            with engine.begin() as connection:
+                for kind, detail in result.alerts:
+                    ingest.record_alert(connection, who.agent_id, kind, detail)
+        payload = IngestResponse(
+            stored=result.stored,
+            duplicates=result.duplicates,
+            held_back=result.held_back,
+            rejected=result.rejected,
+            reason=result.reason,
+            head_seq=result.head_seq,
+        )
+        return JSONResponse(payload.model_dump(), status_code=422 if result.rejected else 200)
+
+    @app.get("/api/v1/evidence", response_model=EvidencePage, tags=["evidence"])
+    def read_evidence(
+        who: Who,
+        control: str | None = None,
+        check: str | None = None,
+        agent: str | None = None,
+        target: str | None = None,
+        status: str | None = None,
+        since: str | None = None,
+        until: str | None = None,
+        cursor: str | None = None,
+        limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    ) -> EvidencePage:
+        require(who, tokens.Role.AGENT, tokens.Role.AUDITOR, tokens.Role.ADMIN)
+        if who.role is tokens.Role.AGENT:
+            if agent and agent != who.agent_id:
+                raise HTTPException(403, "an agent credential reads only its own evidence")
+            agent = who.agent_id
+        flt = queries.EvidenceFilter(
+            _control(catalog, control), check, agent, target, status, since, until
+        )
+        try:
+            with engine.connect() as connection:
+                rows, following = queries.list_evidence(
+                    connection, flt, limit=min(limit, conf.page_limit), cursor=cursor
+                )
+        except ValueError as exc:
+            raise HTTPException(422, str(exc)) from exc
+        return EvidencePage(
+            records=[r["record"] for r in rows],
+            positions=[r["position"] for r in rows],
+            next_cursor=following,
+        )
+
+    @app.get("/api/v1/controls", tags=["controls"])
+    def controls(who: Who, framework: str | None = None) -> list[dict[str, Any]]:
+        require(who, tokens.Role.AUDITOR, tokens.Role.ADMIN)
+        with engine.connect() as connection:
+            subjects = queries.latest_per_subject(connection, None)
+        by_control: dict[str, list[dict[str, Any]]] = {}
+        for subject in subjects:
+            for control in _rolled_up(catalog, subject["controls"]):
+                by_control.setdefault(control, []).append(subject)
+        rows = []
+        for entry in catalog.controls.values():
+            if framework and entry.framework != framework:
+                continue
+            found = by_control.get(entry.id, [])
+            rows.append(
+                {
+                    "id": entry.id,
+                    "title": entry.title,
+                    "assessable": entry.assessable,
+                    **queries.compliance(found),
+                }
+            )
+        return rows
+
+    @app.get("/api/v1/controls/{control_id:path}", tags=["controls"])
+    def control_detail(control_id: str, who: Who) -> dict[str, Any]:
+        require(who, tokens.Role.AUDITOR, tokens.Role.ADMIN)
+        canonical = _control(catalog, control_id) or ""
+        with engine.connect() as connection:
+            subjects = queries.latest_per_subject(connection, canonical)
+        return {
+            "id": canonical,
+            "title": catalog[canonical].title,
+            "subjects": subjects,
+            **queries.compliance(subjects),
+        }
+
+    @app.get("/api/v1/agents", tags=["agents"])
+    def list_agents(who: Who) -> list[dict[str, Any]]:
+        require(who, tokens.Role.AUDITOR, tokens.Role.ADMIN)
+        with engine.connect() as connection:
+            return queries.list_agents(connection)
+
+    @app.post("/api/v1/tokens", response_model=TokenResponse, tags=["admin"])
+    def create_token(body: TokenRequest, who: Who) -> TokenResponse:
+        require(who, tokens.Role.ADMIN)
+        if body.role is tokens.Role.AGENT:
+            raise HTTPException(422, "agent credentials are issued by enrolment")
+        with engine.begin() as connection:
+            token = tokens.create(connection, body.role, expires_at=body.expires_at, note=body.note)
+        audit.record(
+            engine, who.token_id, "token_created", role=str(body.role), token_id=token.split("_")[1]
+        )
+        return TokenResponse(token=token)
+
+    @app.delete("/api/v1/tokens/{token_id}", status_code=204, tags=["admin"])
+    def revoke_token(token_id: str, who: Who) -> None:
+        require(who, tokens.Role.ADMIN)
+        with engine.begin() as connection:
+            if not tokens.revoke(connection, token_id):
+                raise HTTPException(404, f"no active token {token_id}")
+        audit.record(engine, who.token_id, "token_revoked", token_id=token_id)
+
+    @app.get("/api/v1/alerts", tags=["admin"])
+    def list_alerts(who: Who) -> list[dict[str, Any]]:
+        require(who, tokens.Role.AUDITOR, tokens.Role.ADMIN)
+        with engine.connect() as connection:
+            return [
+                dict(row._mapping)
+                for row in connection.execute(
+                    select(alerts).order_by(alerts.c.id.desc()).limit(1000)
+                )
+            ]
+
+    @app.get("/metrics", response_class=PlainTextResponse, tags=["metrics"])
+    def prometheus(request: Request) -> PlainTextResponse:
+        if not conf.public_metrics:
+            require(principal(request), tokens.Role.AUDITOR, tokens.Role.ADMIN)
+        from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+        return PlainTextResponse(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+
+    @app.get("/healthz", response_class=PlainTextResponse, include_in_schema=False)
+    def healthz() -> str:
+        return f"ok {datetime.now(UTC).isoformat()}\n"
+
+    return _BodyLimit(app, conf.max_request_bytes)
+
+
+def _control(catalog: Catalog, text: str | None) -> str | None:
+    if not text:
+        return None
+    try:
+        return catalog.parse(text)
+    except UnknownControlError as exc:
+        raise HTTPException(422, str(exc)) from exc
+
+
+def _rolled_up(catalog: Catalog, controls: list[str]) -> set[str]:
+    """The controls a record names, with every heading they roll up to."""
+    out: set[str] = set()
+    for control in controls:
+        if control in catalog:
+            out.add(control)
+            out.update(catalog.ancestors(control))
+    return out

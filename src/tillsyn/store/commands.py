@@ -1,0 +1,115 @@
+"""Store commands: ``tillsyn serve`` and ``tillsyn store token create``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy.exc import SQLAlchemyError
+
+from tillsyn.agent.config import default_state_dir
+from tillsyn.checks._spec import parse_duration
+from tillsyn.exitcodes import EXIT_FAILED, EXIT_OK, EXIT_USAGE
+from tillsyn.store import audit, tokens
+from tillsyn.store.database import open_engine, url_for
+from tillsyn.store.schema import migrate
+
+
+def serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from tillsyn.agent.catalog import Catalog
+    from tillsyn.store.app import create_app
+
+    if bool(args.tls_cert) != bool(args.tls_key):
+        print("tillsyn: --tls-cert and --tls-key go together", file=sys.stderr)
+        return EXIT_USAGE
+    url = url_for(args.database, args.state_dir or default_state_dir())
+    try:
+        engine = open_engine(url)
+        version = migrate(engine)
+    except SQLAlchemyError as exc:
+        print(f"tillsyn: cannot open the store database: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    print(
+        f"tillsyn store: schema version {version} at {engine.url.render_as_string()}",
+        file=sys.stderr,
+    )
+    uvicorn.run(
+        create_app(engine, Catalog.load()),
+        host=args.host,
+        port=args.port,
+        ssl_certfile=str(args.tls_cert) if args.tls_cert else None,
+        ssl_keyfile=str(args.tls_key) if args.tls_key else None,
+        log_level="info",
+        proxy_headers=False,
+    )
+    return EXIT_OK
+
+
+def token_create(args: argparse.Namespace) -> int:
+    """Print a new token straight from the database (for the first admin, or scripts)."""
+    url = url_for(args.database, args.state_dir or default_state_dir())
+    try:
+        expires = (
+            datetime.now(UTC) + timedelta(seconds=parse_duration(args.expires))
+            if args.expires
+            else None
+        )
+    except ValueError as exc:
+        print(f"tillsyn: --expires: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        engine = open_engine(url)
+        migrate(engine)
+        with engine.begin() as connection:
+            token = tokens.create(
+                connection, tokens.Role(args.role), expires_at=expires, note=args.note
+            )
+        audit.record(engine, "cli", "token_created", role=args.role, token_id=token.split("_")[1])
+    except SQLAlchemyError as exc:
+        print(f"tillsyn: cannot open the store database: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    print(token)
+    return EXIT_OK
+
+
+def retention(args: argparse.Namespace) -> int:
+    """Remove evidence older than --older-than, writing what was removed as a record."""
+    from tillsyn.store import retention as retention_module
+
+    try:
+        cutoff = datetime.now(UTC) - timedelta(seconds=parse_duration(args.older_than))
+    except ValueError as exc:
+        print(f"tillsyn: --older-than: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    url = url_for(args.database, args.state_dir or default_state_dir())
+    try:
+        engine = open_engine(url)
+        migrate(engine)
+        with engine.begin() as connection:
+            removed = retention_module.apply(connection, cutoff, actor="cli")
+        audit.record(
+            engine,
+            "cli",
+            "retention",
+            cutoff=cutoff.isoformat(),
+            agents=len(removed),
+            records=sum(r.count for r in removed),
+        )
+    except SQLAlchemyError as exc:
+        print(f"tillsyn: retention failed, nothing removed: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    for item in removed:
+        print(
+            f"agent {item.agent_id}: removed records {item.from_seq}-{item.to_seq} ({item.count})"
+        )
+    print(f"{sum(r.count for r in removed)} records older than {cutoff.isoformat()} removed")
+    return EXIT_OK
+
+
+def store_admin(args: argparse.Namespace) -> int:
+    if args.store_command == "retention":
+        return retention(args)
+    return token_create(args)

@@ -1,0 +1,37 @@
+"""Opening the store's database: a SQLite file by default, PostgreSQL by URL."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event
+
+SQLITE_FILE = "store.sqlite3"
+
+
+def url_for(database: str | None, state_dir: Path) -> str:
+    """A SQLAlchemy URL: ``postgresql://`` is given the psycopg 3 driver; none means SQLite."""
+    if not database:
+        state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        return f"sqlite:///{state_dir / SQLITE_FILE}"
+    for prefix in ("postgresql://", "postgres://"):
+        if database.startswith(prefix):
+            return "postgresql+psycopg://" + database[len(prefix) :]
+    return database
+
+
+def open_engine(url: str) -> Engine:
+    if url.startswith("sqlite"):
+        engine = create_engine(url, connect_args={"timeout": 30})
+
+        @event.listens_for(engine, "connect")
+        def _pragmas(connection: Any, _record: Any) -> None:
+            cursor = connection.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA synchronous=FULL")
+            cursor.execute("PRAGMA busy_timeout=30000")
+            cursor.close()
+
+        return engine
+    return create_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)

@@ -1,0 +1,252 @@
+"""Taking in a batch of an agent's evidence: schema, ownership, chain, seals, idempotency.
+
+A batch continues the chain the store already holds for that agent. It is checked
+with the same verifier ``tillsyn verify`` uses, starting from the stored head and
+trusting only the public key the agent enrolled with (never the key a seal carries).
+Only records covered by a verified seal are stored: a tail after the batch's last
+seal waits in the agent's outbox until a later seal covers it. On a chain break or a
+bad signature, the records from the last good seal on are refused with the reason,
+nothing partial of them is stored, and an alert is kept. Records the store already
+holds with the same hash are acknowledged again without being stored twice, so a
+replayed batch is harmless.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Connection, select
+
+from tillsyn.agent.catalog import Catalog, UnknownControlError
+from tillsyn.agent.evidence import RESULT, SCHEMA, SEAL, canonical, unb64
+from tillsyn.agent.verify import verify_chain
+from tillsyn.store.retention import chain_start
+from tillsyn.store.schema import agents, alerts, evidence, evidence_controls
+
+_REQUIRED = {
+    RESULT: (
+        "record_id",
+        "seq",
+        "prev_hash",
+        "hash",
+        "agent_id",
+        "run_id",
+        "check",
+        "controls",
+        "status",
+        "resource",
+        "message",
+        "observed_at",
+        "target",
+    ),
+    SEAL: (
+        "record_id",
+        "seq",
+        "prev_hash",
+        "hash",
+        "agent_id",
+        "run_id",
+        "sealed_at",
+        "head_seq",
+        "head_hash",
+        "key_id",
+        "signature",
+    ),
+}
+_STATUSES = frozenset({"pass", "fail", "error", "skip", "not_applicable"})
+
+
+class IngestError(Exception):
+    """The whole batch is refused; ``status`` is the HTTP status that says why.
+
+    ``alert`` is (kind, detail) to keep in the alert table, in a transaction of its own
+    since the batch's transaction is rolled back.
+    """
+
+    def __init__(self, status: int, reason: str, alert: tuple[str, str] | None = None) -> None:
+        self.status = status
+        self.reason = reason
+        self.alert = alert
+        super().__init__(reason)
+
+
+@dataclass
+class IngestResult:
+    stored: int = 0
+    duplicates: int = 0
+    held_back: int = 0  # after the last seal: resend once a seal covers them
+    rejected: int = 0
+    reason: str | None = None
+    head_seq: int = 0
+    alerts: list[tuple[str, str]] = field(default_factory=list)  # (kind, detail) to keep
+
+
+def _check_shape(index: int, record: Any, agent_id: str) -> dict[str, Any]:
+    if not isinstance(record, dict):
+        raise IngestError(422, f"record {index} is not a JSON object")
+    kind = record.get("kind")
+    if record.get("schema") != SCHEMA or kind not in _REQUIRED:
+        raise IngestError(
+            422, f"record {index}: schema must be {SCHEMA!r} and kind 'result' or 'seal'"
+        )
+    missing = [key for key in _REQUIRED[kind] if key not in record]
+    if missing:
+        raise IngestError(422, f"record {index}: missing {', '.join(missing)}")
+    if not isinstance(record["seq"], int) or isinstance(record["seq"], bool) or record["seq"] < 1:
+        raise IngestError(422, f"record {index}: seq must be a positive integer")
+    if record["agent_id"] != agent_id:
+        raise IngestError(
+            403,
+            f"record {index} belongs to agent {record['agent_id']!r}; this "
+            "credential may only write its own evidence",
+        )
+    if kind == RESULT:
+        if record["status"] not in _STATUSES:
+            raise IngestError(422, f"record {index}: unknown status {record['status']!r}")
+        if not isinstance(record["controls"], list) or not isinstance(record["check"], dict):
+            raise IngestError(422, f"record {index}: controls must be a list, check an object")
+    return record
+
+
+def ingest(
+    connection: Connection,
+    agent_id: str,
+    records: Sequence[Any],
+    catalog: Catalog,
+    now: datetime | None = None,
+) -> IngestResult:
+    """Store what verifies of ``records`` for ``agent_id`` (the caller holds a transaction)."""
+    moment = (now or datetime.now(UTC)).isoformat()
+    batch = [_check_shape(i, r, agent_id) for i, r in enumerate(records)]
+    agent = connection.execute(
+        select(agents).where(agents.c.agent_id == agent_id).with_for_update()
+    ).first()
+    if agent is None:
+        raise IngestError(403, f"agent {agent_id} is not enrolled")
+    batch.sort(key=lambda r: r["seq"])
+    result = IngestResult(head_seq=agent.head_seq)
+
+    retired = chain_start(connection, agent_id)
+    retired_seq = retired[0] if retired else 0
+    result.duplicates += sum(1 for r in batch if r["seq"] <= retired_seq)  # removed by retention
+    known = [r for r in batch if retired_seq < r["seq"] <= agent.head_seq]
+    if known:
+        stored = dict(
+            connection.execute(
+                select(evidence.c.seq, evidence.c.hash).where(
+                    (evidence.c.agent_id == agent_id)
+                    & evidence.c.seq.in_([r["seq"] for r in known])
+                )
+            ).all()
+        )
+        for record in known:
+            if stored.get(record["seq"]) == record["hash"]:
+                result.duplicates += 1
+            else:
+                reason = (
+                    f"record {record['seq']} differs from the one already stored: the chain "
+                    "was rewritten"
+                )
+                raise IngestError(409, reason, ("chain_conflict", reason))
+    fresh = [r for r in batch if r["seq"] > agent.head_seq]
+    if not fresh:
+        return result
+
+    trusted = {agent.key_id: unb64(agent.public_key)}
+    report = verify_chain(
+        ((r["seq"], canonical(r).decode()) for r in fresh),
+        trusted_keys=trusted,
+        agent_id=agent_id,
+        start=(agent.head_seq, agent.head_hash),
+    )
+    covered = [r for r in fresh if r["seq"] <= report.last_seal_seq]
+    result.held_back = 0 if report.problem else len(fresh) - len(covered)
+    if report.problem is not None:
+        result.rejected = len(fresh) - len(covered)
+        result.reason = str(report.problem)
+        kind = "bad_signature" if "signature" in report.problem.reason else "chain_break"
+        result.alerts.append((kind, result.reason))
+
+    for record in covered:
+        _store(connection, record, catalog, moment)
+    if covered:
+        last = covered[-1]
+        connection.execute(
+            agents.update()
+            .where(agents.c.agent_id == agent_id)
+            .values(
+                head_seq=last["seq"],
+                head_hash=last["hash"],
+                last_seen_at=moment,
+                agent_version=last.get("agent_version"),
+            )
+        )
+        result.head_seq = last["seq"]
+    result.stored = len(covered)
+    return result
+
+
+def _store(connection: Connection, record: dict[str, Any], catalog: Catalog, moment: str) -> None:
+    is_result = record["kind"] == RESULT
+    connection.execute(
+        evidence.insert().values(
+            agent_id=record["agent_id"],
+            seq=record["seq"],
+            record_id=record["record_id"],
+            kind=record["kind"],
+            run_id=record["run_id"],
+            check_id=record["check"].get("id") if is_result else None,
+            status=record.get("status"),
+            target_id=record["target"].get("id") if is_result else None,
+            resource=(
+                f"{record['resource'].get('type')}:{record['resource'].get('id')}"
+                if is_result
+                else None
+            ),
+            observed_at=record.get("observed_at") or record["sealed_at"],
+            received_at=moment,
+            hash=record["hash"],
+            body=canonical(record).decode(),
+        )
+    )
+    if not is_result:
+        return
+    controls: set[str] = set()
+    for control in record["controls"]:
+        try:
+            canonical_id = catalog.parse(str(control))
+        except UnknownControlError:
+            controls.add(str(control))  # kept as written; it will match no catalog query
+            continue
+        controls.add(canonical_id)
+        controls.update(catalog.ancestors(canonical_id))
+    if controls:
+        connection.execute(
+            evidence_controls.insert(),
+            [
+                {"agent_id": record["agent_id"], "seq": record["seq"], "control": c}
+                for c in sorted(controls)
+            ],
+        )
+
+
+def record_alert(
+    connection: Connection,
+    agent_id: str | None,
+    kind: str,
+    detail: str,
+    now: datetime | None = None,
+) -> None:
+    """Keep an alert (a refused chain, a forged seal) for admins and auditors to see."""
+    connection.execute(
+        alerts.insert().values(
+            at=(now or datetime.now(UTC)).isoformat(),
+            agent_id=agent_id,
+            kind=kind,
+            detail=json.dumps({"reason": detail}),
+        )
+    )

@@ -1,0 +1,103 @@
+"""Retention: removing evidence older than a configured age, and saying so.
+
+The only deletion of evidence there is. Per agent it removes the oldest records whose
+``observed_at`` is before the cutoff, always up to and including a seal, so what
+remains starts right after a signed point; it writes a ``retention_log`` row with the
+removed record ids and hash range, from which verification of the remaining chain
+starts. The append-only trigger is lifted only inside this transaction.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from sqlalchemy import Connection, and_, delete, select, text
+
+from tillsyn.store.schema import agents, evidence, evidence_controls, retention_log
+
+
+@dataclass(frozen=True)
+class Removed:
+    agent_id: str
+    from_seq: int
+    to_seq: int
+    count: int
+
+
+def apply(
+    connection: Connection, cutoff: datetime, actor: str, now: datetime | None = None
+) -> list[Removed]:
+    """Remove sealed evidence observed before ``cutoff``; the caller holds the transaction."""
+    moment = (now or datetime.now(UTC)).isoformat()
+    limit = cutoff.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    done: list[Removed] = []
+    if connection.dialect.name == "postgresql":
+        connection.execute(text("SET LOCAL tillsyn.retention = 'on'"))
+    else:
+        connection.execute(text("INSERT OR REPLACE INTO store_flags VALUES ('retention', 1)"))
+    try:
+        for agent_id in connection.execute(select(agents.c.agent_id)).scalars():
+            last_seal = connection.execute(
+                select(evidence.c.seq)
+                .where(
+                    (evidence.c.agent_id == agent_id)
+                    & (evidence.c.kind == "seal")
+                    & (evidence.c.observed_at < limit)
+                )
+                .order_by(evidence.c.seq.desc())
+                .limit(1)
+            ).scalar()
+            if last_seal is None:
+                continue
+            rows = connection.execute(
+                select(evidence.c.seq, evidence.c.record_id, evidence.c.hash)
+                .where((evidence.c.agent_id == agent_id) & (evidence.c.seq <= last_seal))
+                .order_by(evidence.c.seq)
+            ).all()
+            if not rows:
+                continue
+            connection.execute(
+                retention_log.insert().values(
+                    at=moment,
+                    actor=actor,
+                    agent_id=agent_id,
+                    cutoff=limit,
+                    from_seq=rows[0].seq,
+                    to_seq=rows[-1].seq,
+                    first_hash=rows[0].hash,
+                    last_hash=rows[-1].hash,
+                    removed=len(rows),
+                    record_ids=json.dumps([r.record_id for r in rows]),
+                )
+            )
+            connection.execute(
+                delete(evidence_controls).where(
+                    and_(
+                        evidence_controls.c.agent_id == agent_id,
+                        evidence_controls.c.seq <= last_seal,
+                    )
+                )
+            )
+            connection.execute(
+                delete(evidence).where(
+                    and_(evidence.c.agent_id == agent_id, evidence.c.seq <= last_seal)
+                )
+            )
+            done.append(Removed(agent_id, rows[0].seq, rows[-1].seq, len(rows)))
+    finally:
+        if connection.dialect.name != "postgresql":
+            connection.execute(text("DELETE FROM store_flags WHERE name = 'retention'"))
+    return done
+
+
+def chain_start(connection: Connection, agent_id: str) -> tuple[int, str] | None:
+    """Where the stored chain of ``agent_id`` resumes after retention, if anything was removed."""
+    row = connection.execute(
+        select(retention_log.c.to_seq, retention_log.c.last_hash)
+        .where(retention_log.c.agent_id == agent_id)
+        .order_by(retention_log.c.to_seq.desc())
+        .limit(1)
+    ).first()
+    return (int(row.to_seq), str(row.last_hash)) if row else None

@@ -1,0 +1,194 @@
+"""The store's tables (SQLAlchemy Core, one definition for SQLite and PostgreSQL) and migrations.
+
+Migrations are numbered and run on start inside one transaction each; the applied
+version is kept in ``schema_version``. Evidence is append-only at the database level
+too: triggers refuse UPDATE and DELETE on ``evidence`` on both backends, so only the
+retention command (which writes what it removed as a record) can remove rows, by
+disabling the trigger inside its own transaction on purpose.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Connection,
+    Engine,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    text,
+)
+
+metadata = MetaData()
+
+schema_version = Table(
+    "schema_version",
+    metadata,
+    Column("version", Integer, primary_key=True),
+    Column("applied_at", String(32), nullable=False),
+)
+
+tokens = Table(
+    "tokens",
+    metadata,
+    Column("token_id", String(32), primary_key=True),
+    Column("secret_hash", String(64), nullable=False),  # sha256 hex of the secret part
+    Column("role", String(16), nullable=False),  # enrol | agent | auditor | admin
+    Column("agent_id", String(36)),  # set for agent credentials
+    Column("created_at", String(32), nullable=False),
+    Column("expires_at", String(32)),
+    Column("revoked_at", String(32)),
+    Column("note", Text, nullable=False, default=""),
+)
+
+agents = Table(
+    "agents",
+    metadata,
+    Column("agent_id", String(36), primary_key=True),
+    Column("public_key", String(64), nullable=False),  # base64 raw Ed25519
+    Column("key_id", String(32), nullable=False),
+    Column("hostname", Text, nullable=False, default=""),
+    Column("enrolled_at", String(32), nullable=False),
+    Column("last_seen_at", String(32)),
+    Column("agent_version", String(64)),
+    Column("head_seq", BigInteger, nullable=False, default=0),  # last stored chain position
+    Column("head_hash", String(64), nullable=False),
+)
+
+evidence = Table(
+    "evidence",
+    metadata,
+    Column("agent_id", String(36), primary_key=True),
+    Column("seq", BigInteger, primary_key=True),
+    Column("record_id", String(36), nullable=False, unique=True),
+    Column("kind", String(8), nullable=False),
+    Column("run_id", String(36), nullable=False),
+    Column("check_id", String(128)),
+    Column("status", String(16)),
+    Column("target_id", Text),
+    Column("resource", Text),
+    Column("observed_at", String(32), nullable=False),
+    Column("received_at", String(32), nullable=False),
+    Column("hash", String(64), nullable=False),
+    Column("body", Text, nullable=False),  # canonical JSON exactly as hashed
+    Index("evidence_check", "check_id", "observed_at"),
+    Index("evidence_observed", "observed_at"),
+)
+
+# One row per control a record evidences, its roll-up ancestors included, so a query
+# on nis2/6.10 finds records mapped to nis2/6.10.2.b.
+evidence_controls = Table(
+    "evidence_controls",
+    metadata,
+    Column("agent_id", String(36), primary_key=True),
+    Column("seq", BigInteger, primary_key=True),
+    Column("control", String(64), primary_key=True),
+    Index("evidence_controls_control", "control"),
+)
+
+audit_log = Table(
+    "audit_log",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("at", String(32), nullable=False),
+    Column("actor", Text, nullable=False),  # token id or "anonymous"
+    Column("action", String(64), nullable=False),  # auth_failed, token_created, ...
+    Column("detail", Text, nullable=False),  # JSON
+)
+
+# What retention removed, per agent: the chain continues from (to_seq, last_hash), so
+# the remaining records still verify, and the removal itself stays on record.
+retention_log = Table(
+    "retention_log",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("at", String(32), nullable=False),
+    Column("actor", Text, nullable=False),
+    Column("agent_id", String(36), nullable=False),
+    Column("cutoff", String(32), nullable=False),
+    Column("from_seq", BigInteger, nullable=False),
+    Column("to_seq", BigInteger, nullable=False),
+    Column("first_hash", String(64), nullable=False),
+    Column("last_hash", String(64), nullable=False),
+    Column("removed", Integer, nullable=False),
+    Column("record_ids", Text, nullable=False),  # JSON list
+)
+
+alerts = Table(
+    "alerts",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("at", String(32), nullable=False),
+    Column("agent_id", String(36)),
+    Column("kind", String(32), nullable=False),  # chain_break, bad_signature, ...
+    Column("detail", Text, nullable=False),
+)
+
+_SQLITE_GUARDS: tuple[str, ...] = (
+    "CREATE TRIGGER IF NOT EXISTS evidence_no_update BEFORE UPDATE ON evidence "
+    "BEGIN SELECT RAISE(ABORT, 'evidence is append-only'); END",
+    "CREATE TRIGGER IF NOT EXISTS evidence_no_delete BEFORE DELETE ON evidence "
+    "WHEN (SELECT value FROM store_flags WHERE name = 'retention') IS NOT 1 "
+    "BEGIN SELECT RAISE(ABORT, 'evidence is append-only'); END",
+)
+_POSTGRES_GUARDS: tuple[str, ...] = (
+    """CREATE OR REPLACE FUNCTION tillsyn_evidence_append_only() RETURNS trigger AS $$
+    BEGIN
+        IF TG_OP = 'DELETE' AND current_setting('tillsyn.retention', true) = 'on' THEN
+            RETURN OLD;
+        END IF;
+        RAISE EXCEPTION 'evidence is append-only';
+    END $$ LANGUAGE plpgsql""",
+    "DROP TRIGGER IF EXISTS evidence_append_only ON evidence",
+    "CREATE TRIGGER evidence_append_only BEFORE UPDATE OR DELETE ON evidence "
+    "FOR EACH ROW EXECUTE FUNCTION tillsyn_evidence_append_only()",
+)
+
+
+def _v1(connection: Connection) -> None:
+    metadata.create_all(connection)
+    if connection.dialect.name == "sqlite":
+        connection.execute(
+            text("CREATE TABLE IF NOT EXISTS store_flags (name TEXT PRIMARY KEY, value INTEGER)")
+        )
+        guards = _SQLITE_GUARDS
+    else:
+        guards = _POSTGRES_GUARDS
+    for statement in guards:
+        connection.execute(text(statement))
+
+
+#: Every migration in order; index + 1 is the schema version it produces.
+MIGRATIONS: tuple[Callable[[Connection], None], ...] = (_v1,)
+
+
+def current_version(connection: Connection) -> int:
+    if not connection.dialect.has_table(connection, "schema_version"):
+        return 0
+    row = connection.execute(text("SELECT max(version) FROM schema_version")).scalar()
+    return int(row or 0)
+
+
+def migrate(engine: Engine) -> int:
+    """Bring the database to the newest schema; returns the version it is at."""
+    with engine.begin() as connection:
+        version = current_version(connection)
+    for number, step in enumerate(MIGRATIONS, start=1):
+        if number <= version:
+            continue
+        with engine.begin() as connection:
+            step(connection)
+            connection.execute(
+                schema_version.insert().values(
+                    version=number, applied_at=datetime.now(UTC).isoformat()
+                )
+            )
+        version = number
+    return version
