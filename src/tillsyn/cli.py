@@ -162,7 +162,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         stream=sys.stderr,
     )
     module_name, _, function_name = HANDLERS[args.command].partition(":")
-    handler = getattr(importlib.import_module(module_name), function_name)
+    try:
+        handler = getattr(importlib.import_module(module_name), function_name)
+    except ModuleNotFoundError as exc:  # the store's web stack is an extra
+        print(
+            f"tillsyn: `{args.command}` needs {exc.name}, which is not installed; "
+            "install the store extra: pip install 'tillsyn[store]' (or [postgres])",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
 
     from tillsyn.agent.config import ConfigError
     from tillsyn.agent.identity import IdentityError
@@ -181,6 +189,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_FAILED
     except BrokenPipeError:  # `tillsyn run --json | head`
         return EXIT_OK
+    except OSError as exc:  # a state directory or file the OS refuses: say which, plainly
+        print(f"tillsyn: {exc.strerror or exc}: {exc.filename or ''}", file=sys.stderr)
+        return EXIT_FAILED
 
 
 if __name__ == "__main__":

@@ -121,3 +121,16 @@ def test_secret_material_is_spotted_anywhere_in_evidence() -> None:
         )
         is None
     )
+
+
+def test_one_pass_canonical_form_and_hash_equal_the_two_pass_ones() -> None:
+    from tillsyn.agent.evidence import canonical_and_hash
+
+    for record in (
+        RECORD,
+        {**RECORD, "hash": "abc"},
+        {"é": 1, "\U0001f600": 2, "\uffff": 3, "a": {"z": 1.5, "b": [1e21]}},
+    ):
+        full, content_hash = canonical_and_hash(record)
+        assert full == canonical(record)
+        assert content_hash == record_hash(record)

@@ -53,7 +53,9 @@ def test_a_store_that_is_down_keeps_the_outbox_until_it_is_back(
     dead.save(state)
     for _ in range(2):
         tillsyn("run", state=state)
-    failed = tillsyn("push", state=state, extra_env={"TILLSYN_PUSH_ATTEMPTS": "2"})
+    config = tmp_path / "c.yaml"
+    config.write_text("agent: {push_attempts: 2}\n")
+    failed = tillsyn("push", "--config", str(config), state=state)
     assert failed.returncode == 1
     assert "records wait in the outbox" in failed.stderr
     local = LocalEvidence(state)

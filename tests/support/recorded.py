@@ -30,7 +30,10 @@ class RecordedRunner:
         missing: Iterable[str] = (),
         hanging: Iterable[str] = (),
     ) -> None:
-        self._by_argv = {tuple(r["argv"]): r for r in recordings}  # type: ignore[arg-type]
+        self._by_argv: dict[tuple[str, ...], dict[str, object]] = {
+            tuple(r["argv"]): r
+            for r in recordings  # type: ignore[arg-type]
+        }
         self.missing = set(missing)  # programs that are "not installed"
         self.hanging = set(hanging)  # programs that "never finish"
         self.calls: list[tuple[tuple[str, ...], dict[str, str]]] = []

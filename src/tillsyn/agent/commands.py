@@ -108,7 +108,7 @@ def run(args: argparse.Namespace) -> int:
         console.print(
             f"{len(summary.records)} results: {counts}. Evidence in {store.path} ({sealed})."
         )
-    if args.push and _push(state_dir) != EXIT_OK:
+    if args.push and _push(state_dir, config) != EXIT_OK:
         return EXIT_FAILED
     if summary.store_error:
         print(f"tillsyn: evidence was NOT stored: {summary.store_error}", file=sys.stderr)
@@ -342,10 +342,14 @@ def enroll(args: argparse.Namespace) -> int:
 
 
 def push(args: argparse.Namespace) -> int:
-    return _push(_state_dir(args))
+    from tillsyn.agent import config as config_module
+
+    _, registry = _registry()
+    config = config_module.load(registry, args.config)
+    return _push(args.state_dir or config.state_dir(), config)
 
 
-def _push(state_dir: Path) -> int:
+def _push(state_dir: Path, config: Any) -> int:
     from tillsyn.agent.localstore import LocalEvidence
     from tillsyn.agent.storeclient import StoreLink, StoreLinkError
     from tillsyn.agent.storeclient import push as push_to
@@ -357,7 +361,9 @@ def _push(state_dir: Path) -> int:
         return EXIT_FAILED
     store = LocalEvidence(state_dir)
     try:
-        report = push_to(store, link, attempts=int(os.environ.get("TILLSYN_PUSH_ATTEMPTS", "6")))
+        report = push_to(
+            store, link, batch_size=config.agent.push_batch, attempts=config.agent.push_attempts
+        )
     finally:
         store.close()
     if report.error:

@@ -44,6 +44,10 @@ class AgentSettings:
     command_cache: Duration = _ONE_HOUR
     #: Warn (never drop) when more records than this wait to be delivered to the store.
     outbox_warn_records: int = 100_000
+    #: Records per push request (whole sealed runs; at least one run per request).
+    push_batch: int = 500
+    #: Tries per push request before giving up until the next push (backoff in between).
+    push_attempts: int = 6
     #: The daemon serves /metrics here ("127.0.0.1:9464"); empty: not served.
     metrics_listen: str = ""
     #: The daemon writes a node_exporter textfile here after each tick; empty: not written.

@@ -161,7 +161,7 @@ class Daemon:
             return  # not enrolled: the evidence stays local
         store = LocalEvidence(self.state_dir)
         try:
-            report = push(store, link, attempts=1)
+            report = push(store, link, batch_size=self.config.agent.push_batch, attempts=1)
             self.metrics.outbox.set(report.remaining)
             if report.remaining > self.config.agent.outbox_warn_records:
                 log.warning(

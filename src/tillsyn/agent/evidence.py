@@ -118,6 +118,24 @@ def record_hash(record: Mapping[str, Any]) -> str:
     return hashlib.sha256(canonical(body)).hexdigest()
 
 
+def _utf16_order(key: str) -> bytes:
+    return key.encode("utf-16-be")  # RFC 8785 sorts member names by UTF-16 code units
+
+
+def canonical_and_hash(record: Mapping[str, Any]) -> tuple[bytes, str]:
+    """The record's canonical bytes (with ``hash``) and the hash of its content, in one pass.
+
+    Canonical JSON of an object is its members, sorted, each canonicalised on its own, so
+    each member is canonicalised once and both forms are joined from the same parts: half
+    the work of :func:`canonical` plus :func:`record_hash` (the store's hot path).
+    """
+    members = {key: canonical({key: value})[1:-1] for key, value in record.items()}
+    order = sorted(members, key=_utf16_order)
+    content = b"{" + b",".join(members[k] for k in order if k != "hash") + b"}"
+    full = b"{" + b",".join(members[k] for k in order) + b"}"
+    return full, hashlib.sha256(content).hexdigest()
+
+
 def seal_message(seal: Mapping[str, Any]) -> bytes:
     """What the seal signature covers: the seal's canonical JSON without signature and hash."""
     body = {k: v for k, v in seal.items() if k not in ("hash", "signature")}

@@ -64,17 +64,22 @@ def _publish_once(path: Path, content: bytes) -> None:
 
 def load_or_create(state_dir: Path) -> AgentIdentity:
     """The identity in ``state_dir``, created there on first use."""
-    state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     id_path, key_path = state_dir / ID_FILE, state_dir / KEY_FILE
-    if not id_path.exists():
-        _publish_once(id_path, (str(uuid.uuid4()) + "\n").encode())
-    if not key_path.exists():
-        pem = Ed25519PrivateKey.generate().private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-        _publish_once(key_path, pem)
+    try:
+        state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        if not id_path.exists():
+            _publish_once(id_path, (str(uuid.uuid4()) + "\n").encode())
+        if not key_path.exists():
+            pem = Ed25519PrivateKey.generate().private_bytes(
+                serialization.Encoding.PEM,
+                serialization.PrivateFormat.PKCS8,
+                serialization.NoEncryption(),
+            )
+            _publish_once(key_path, pem)
+    except OSError as exc:
+        raise IdentityError(
+            f"cannot create the agent identity in {state_dir}: {exc.strerror or exc}"
+        ) from exc
     return load(state_dir)
 
 

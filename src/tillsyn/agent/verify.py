@@ -48,7 +48,7 @@ class Report:
 
 
 def verify_chain(
-    rows: Iterable[tuple[int, str]],
+    rows: Iterable[tuple[int, str] | tuple[int, dict[str, Any], str]],
     *,
     trusted_keys: Mapping[str, bytes],
     agent_id: str | None = None,
@@ -57,8 +57,10 @@ def verify_chain(
 ) -> Report:
     """Check every stored record in order.
 
-    ``rows`` are (position, body text) as stored; ``trusted_keys`` maps key ids to raw
-    Ed25519 public keys the verifier trusts (never the key a seal carries itself);
+    ``rows`` are (position, body text) as stored, or (position, record, its computed hash)
+    from a caller that already canonicalised the record (the store's ingest);
+    ``trusted_keys`` maps key ids to raw Ed25519 public keys the verifier trusts (never
+    the key a seal carries itself);
     ``sealed_head`` is the newest seal the agent remembers, to notice a cut-off tail;
     ``start`` is the (position, hash) the rows continue from (the store verifies batches
     that continue the chain it already holds).
@@ -66,14 +68,26 @@ def verify_chain(
     report = Report(head_seq=start[0], head_hash=start[1], last_seal_seq=start[0])
     expected_seq, prev_hash = start[0] + 1, start[1]
     since_seal = 0
-    for position, text in rows:
+    for row in rows:
+        position = row[0]
+        if len(row) == 3:
+            record: Any = row[1]
+            computed: str | None = row[2]
+        else:
+            try:
+                record = json.loads(row[1])
+            except json.JSONDecodeError as exc:
+                report.problem = Problem(
+                    position, "", f"not valid JSON ({exc.msg}): truncated or altered"
+                )
+                return report
+            computed = None
         problem = _check_one(
-            position, text, expected_seq, prev_hash, agent_id, trusted_keys, report
+            position, record, computed, expected_seq, prev_hash, agent_id, trusted_keys, report
         )
         if problem is not None:
             report.problem = problem
             return report
-        record: dict[str, Any] = json.loads(text)
         report.records += 1
         since_seal = 0 if record["kind"] == SEAL else since_seal + 1
         if record["kind"] == SEAL:
@@ -98,17 +112,14 @@ def verify_chain(
 
 def _check_one(
     position: int,
-    text: str,
+    record: Any,
+    computed: str | None,
     expected_seq: int,
     prev_hash: str,
     agent_id: str | None,
     trusted_keys: Mapping[str, bytes],
     report: Report,
 ) -> Problem | None:
-    try:
-        record = json.loads(text)
-    except json.JSONDecodeError as exc:
-        return Problem(position, "", f"not valid JSON ({exc.msg}): truncated or altered")
     if not isinstance(record, dict):
         return Problem(position, "", "not a JSON object: altered")
     record_id = str(record.get("record_id", ""))
@@ -137,7 +148,7 @@ def _check_one(
             f"does not follow record {seq - 1}: its prev_hash does not match; "
             f"record {seq - 1} was altered or replaced",
         )
-    if record_hash(record) != record.get("hash"):
+    if (computed or record_hash(record)) != record.get("hash"):
         return Problem(seq, record_id, "modified: its content no longer matches its hash")
     if agent_id is not None and record.get("agent_id") != agent_id:
         return Problem(seq, record_id, f"belongs to agent {record.get('agent_id')}, not {agent_id}")

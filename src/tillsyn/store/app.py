@@ -6,6 +6,7 @@ manages tokens and agents. Every authentication failure and admin action lands i
 audit log. Request bodies are capped (413 beyond), and so is the batch length.
 """
 
+import logging
 from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -15,12 +16,14 @@ from fastapi import Depends, FastAPI, HTTPException, Query, Request
 from fastapi.responses import JSONResponse, PlainTextResponse
 from pydantic import BaseModel, Field
 from sqlalchemy import Engine, select
+from sqlalchemy.exc import SQLAlchemyError
 
 from tillsyn import __version__
 from tillsyn.agent.catalog import Catalog, UnknownControlError
 from tillsyn.store import audit, enrolment, ingest, metrics, queries, tokens
 from tillsyn.store.schema import alerts
 
+logger = logging.getLogger("tillsyn.store")
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
@@ -133,6 +136,16 @@ def create_app(engine: Engine, catalog: Catalog, settings: StoreSettings | None 
         version=__version__,
         description="Tamper-evident compliance evidence from tillsyn agents.",
     )
+
+    @app.exception_handler(SQLAlchemyError)
+    def database_unavailable(_request: Request, exc: SQLAlchemyError) -> JSONResponse:
+        """A database that is down, full or read-only is the store's problem, not the
+        client's: 503, so agents keep their outbox and retry later."""
+        logger.error("database error: %s", exc)
+        return JSONResponse(
+            {"detail": f"the store's database is unavailable ({type(exc).__name__}); retry later"},
+            status_code=503,
+        )
 
     def principal(request: Request) -> tokens.Principal:
         header = request.headers.get("authorization", "")

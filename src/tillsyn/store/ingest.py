@@ -22,7 +22,7 @@ from typing import Any
 from sqlalchemy import Connection, select
 
 from tillsyn.agent.catalog import Catalog, UnknownControlError
-from tillsyn.agent.evidence import RESULT, SCHEMA, SEAL, canonical, unb64
+from tillsyn.agent.evidence import RESULT, SCHEMA, SEAL, canonical_and_hash, unb64
 from tillsyn.agent.verify import verify_chain
 from tillsyn.store.retention import chain_start
 from tillsyn.store.schema import agents, alerts, evidence, evidence_controls
@@ -157,8 +157,12 @@ def ingest(
         return result
 
     trusted = {agent.key_id: unb64(agent.public_key)}
+    try:
+        forms = {r["seq"]: canonical_and_hash(r) for r in fresh}
+    except ValueError as exc:  # numbers JSON cannot carry exactly (RFC 8785 refuses them)
+        raise IngestError(422, f"a record cannot be canonicalised: {exc}") from exc
     report = verify_chain(
-        ((r["seq"], canonical(r).decode()) for r in fresh),
+        [(r["seq"], r, forms[r["seq"]][1]) for r in fresh],
         trusted_keys=trusted,
         agent_id=agent_id,
         start=(agent.head_seq, agent.head_hash),
@@ -171,9 +175,12 @@ def ingest(
         kind = "bad_signature" if "signature" in report.problem.reason else "chain_break"
         result.alerts.append((kind, result.reason))
 
-    for record in covered:
-        _store(connection, record, catalog, moment)
     if covered:
+        texts = {seq: full.decode() for seq, (full, _) in forms.items()}
+        evidence_rows, control_rows = _rows(covered, texts, catalog, moment)
+        connection.execute(evidence.insert(), evidence_rows)
+        if control_rows:
+            connection.execute(evidence_controls.insert(), control_rows)
         last = covered[-1]
         connection.execute(
             agents.update()
@@ -190,48 +197,51 @@ def ingest(
     return result
 
 
-def _store(connection: Connection, record: dict[str, Any], catalog: Catalog, moment: str) -> None:
-    is_result = record["kind"] == RESULT
-    connection.execute(
-        evidence.insert().values(
-            agent_id=record["agent_id"],
-            seq=record["seq"],
-            record_id=record["record_id"],
-            kind=record["kind"],
-            run_id=record["run_id"],
-            check_id=record["check"].get("id") if is_result else None,
-            status=record.get("status"),
-            target_id=record["target"].get("id") if is_result else None,
-            resource=(
-                f"{record['resource'].get('type')}:{record['resource'].get('id')}"
-                if is_result
-                else None
-            ),
-            observed_at=record.get("observed_at") or record["sealed_at"],
-            received_at=moment,
-            hash=record["hash"],
-            body=canonical(record).decode(),
+def _rows(
+    records: list[dict[str, Any]], texts: dict[int, str], catalog: Catalog, moment: str
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Evidence rows and control rows (with roll-ups) for one executemany each."""
+    evidence_rows: list[dict[str, Any]] = []
+    control_rows: list[dict[str, Any]] = []
+    for record in records:
+        is_result = record["kind"] == RESULT
+        evidence_rows.append(
+            {
+                "agent_id": record["agent_id"],
+                "seq": record["seq"],
+                "record_id": record["record_id"],
+                "kind": record["kind"],
+                "run_id": record["run_id"],
+                "check_id": str(record["check"].get("id")) if is_result else None,
+                "status": record.get("status"),
+                "target_id": str(record["target"].get("id")) if is_result else None,
+                "resource": (
+                    f"{record['resource'].get('type')}:{record['resource'].get('id')}"
+                    if is_result
+                    else None
+                ),
+                "observed_at": str(record.get("observed_at") or record["sealed_at"]),
+                "received_at": moment,
+                "hash": record["hash"],
+                "body": texts[record["seq"]],
+            }
         )
-    )
-    if not is_result:
-        return
-    controls: set[str] = set()
-    for control in record["controls"]:
-        try:
-            canonical_id = catalog.parse(str(control))
-        except UnknownControlError:
-            controls.add(str(control))  # kept as written; it will match no catalog query
+        if not is_result:
             continue
-        controls.add(canonical_id)
-        controls.update(catalog.ancestors(canonical_id))
-    if controls:
-        connection.execute(
-            evidence_controls.insert(),
-            [
-                {"agent_id": record["agent_id"], "seq": record["seq"], "control": c}
-                for c in sorted(controls)
-            ],
+        controls: set[str] = set()
+        for control in record["controls"]:
+            try:
+                canonical_id = catalog.parse(str(control))
+            except UnknownControlError:
+                controls.add(str(control)[:64])  # kept as written; matches no catalog query
+                continue
+            controls.add(canonical_id)
+            controls.update(catalog.ancestors(canonical_id))
+        control_rows.extend(
+            {"agent_id": record["agent_id"], "seq": record["seq"], "control": c}
+            for c in sorted(controls)
         )
+    return evidence_rows, control_rows
 
 
 def record_alert(
