@@ -8,19 +8,20 @@ from memory.
 
 It copies exactly what the collector reads, relative to the root:
 
-* ``proc/self/mountinfo`` and ``proc/swaps``;
+* ``proc/self/mountinfo``, ``proc/swaps`` and ``etc/machine-id``;
 * for every block device a mount or a swap area refers to (by ``MAJ:MIN`` in mountinfo,
   by a ``/dev/...`` mount source, by a swap path), the ``sys/dev/block/MAJ:MIN`` link and,
   in the device's sysfs directory, ``dev``, ``dm/uuid``, ``dm/name``, ``slaves/``,
-  ``loop/backing_file``, ``partition``, ``size``, ``ro`` and ``removable``; it recurses
-  through ``slaves/``, from a partition to its disk and from a loop device to the
-  filesystem that holds its backing file;
+  ``loop/backing_file``, ``partition`` and ``md/`` (its ``level``, ``raid_disks``,
+  ``metadata_version`` and ``array_state``, so that the directory exists in git); it
+  recurses through ``slaves/``, from a partition to its disk and from a loop device to
+  the filesystem that holds its backing file;
 * the matching ``sys/class/block/NAME`` links, the ``dev/mapper`` links to those devices,
   and every symlink met on the way from a ``/dev/...`` mount source or swap path.
 
-Links are copied as the kernel has them (relative), so they resolve inside the output
-directory. Device nodes are not copied: git cannot store them, and the collector only
-needs the name a ``/dev`` link points at. Nothing here needs root.
+Links are copied as the kernel and udev made them (relative), so they resolve inside the
+output directory. Device nodes are not copied: git cannot store them, and the collector
+only needs the name a ``/dev`` link points at. Nothing here needs root.
 
 Usage: ``python tools/record_host_tree.py OUTDIR`` (``--root DIR`` reads another tree).
 """
@@ -29,14 +30,17 @@ from __future__ import annotations
 
 import argparse
 import os
+import subprocess
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
+#: Files copied verbatim from the root; the first two are required.
+ROOT_FILES = ("proc/self/mountinfo", "proc/swaps", "etc/machine-id")
 #: Files copied from each block device's sysfs directory when present.
-DEVICE_FILES = ("dev", "size", "ro", "removable", "partition", "dm/uuid", "dm/name")
-#: Fixed files copied verbatim.
-PROC_FILES = ("proc/self/mountinfo", "proc/swaps")
+DEVICE_FILES = ("dev", "partition", "dm/uuid", "dm/name")
+#: Files of an md array's ``md/`` directory; the collector only needs the directory.
+MD_FILES = ("md/level", "md/raid_disks", "md/metadata_version", "md/array_state")
 
 
 def unescape(field: str) -> str:
@@ -62,7 +66,7 @@ class Recorder:
         self.out = out
         self.devices: list[str] = []  # kernel names recorded, in the order met
         self._seen: set[str] = set()  # device directories already walked (relative)
-        self._mounts: list[tuple[str, str]] = []  # (mount point, MAJ:MIN)
+        self._mounts: list[tuple[str, str, str]] = []  # (mount point, MAJ:MIN, source)
 
     # -- copying ------------------------------------------------------------------------
 
@@ -118,6 +122,7 @@ class Recorder:
         """Record a device known by its kernel name, through ``sys/class/block/NAME``."""
         rel = f"sys/class/block/{name}"
         if not (self.root / rel).exists():
+            print(f"warning: no {rel}", file=sys.stderr)
             return
         device = self.relative(os.path.realpath(self.root / rel))
         if device is not None:
@@ -130,7 +135,7 @@ class Recorder:
         self._seen.add(device)
         name = os.path.basename(device)
         self.devices.append(name)
-        for file in DEVICE_FILES:
+        for file in DEVICE_FILES + MD_FILES:
             self.copy_file(f"{device}/{file}")
         self.copy_link(f"sys/class/block/{name}")
         dev_file = self.root / device / "dev"
@@ -141,9 +146,7 @@ class Recorder:
         self._record_slaves(device)
         if self.copy_file(f"{device}/loop/backing_file"):
             backing = (self.root / device / "loop/backing_file").read_text().strip()
-            number = self.device_of_path(backing.removesuffix(" (deleted)"))
-            if number is not None:
-                self.record_number(number)
+            self.record_path_holder(backing.removesuffix(" (deleted)"))
 
     def _record_slaves(self, device: str) -> None:
         slaves = self.root / device / "slaves"
@@ -172,6 +175,24 @@ class Recorder:
                 break
         self.record_name(os.path.basename(rel))
 
+    def record_path_holder(self, path: str) -> None:
+        """Record the device of the mount holding ``path`` (a swap file, a loop backing file).
+
+        The longest mount point that prefixes the path wins, the last mounted on a tie. A
+        filesystem with an anonymous number (btrfs: ``0:N``) is followed through its source.
+        """
+        best: tuple[str, str, str] | None = None
+        for point, number, source in self._mounts:
+            inside = path == point or path.startswith(point.rstrip("/") + "/")
+            if inside and (best is None or len(point) >= len(best[0])):
+                best = (point, number, source)
+        if best is None:
+            print(f"warning: no mount holds {path}", file=sys.stderr)
+        elif not best[1].startswith("0:"):
+            self.record_number(best[1])
+        elif best[2].startswith("/dev/"):
+            self.record_dev_path(best[2])
+
     def record_mapper_links(self) -> None:
         """Copy the ``dev/mapper`` links that point at a recorded device."""
         mapper = self.root / "dev/mapper"
@@ -182,21 +203,14 @@ class Recorder:
             if link.is_symlink() and os.path.basename(os.readlink(link)) in self.devices:
                 self.copy_link(f"dev/mapper/{entry}")
 
-    def device_of_path(self, path: str) -> str | None:
-        """``MAJ:MIN`` of the mount holding ``path``: the longest prefix, last mounted wins."""
-        best: tuple[int, str] | None = None
-        for point, number in self._mounts:
-            inside = path == point or path.startswith(point.rstrip("/") + "/")
-            if inside and (best is None or len(point) >= best[0]):
-                best = (len(point), number)
-        return best[1] if best else None
-
     # -- the whole recording --------------------------------------------------------------
 
     def record(self) -> None:
-        for rel in PROC_FILES:
+        for rel in ROOT_FILES:
             if not self.copy_file(rel):
-                raise SystemExit(f"cannot read {self.root / rel}")
+                if rel in ROOT_FILES[:2]:
+                    raise SystemExit(f"cannot read {self.root / rel}")
+                print(f"warning: no {rel}", file=sys.stderr)
         numbers: list[str] = []
         sources: list[str] = []
         for line in (self.out / "proc/self/mountinfo").read_text().splitlines():
@@ -204,28 +218,28 @@ class Recorder:
             if "-" not in fields[6:]:
                 continue  # not of the documented shape: kept in the copy, not followed
             separator = fields.index("-", 6)
-            self._mounts.append((unescape(fields[4]), fields[2]))
-            numbers.append(fields[2])
-            if len(fields) > separator + 2 and fields[separator + 2].startswith("/dev/"):
-                sources.append(unescape(fields[separator + 2]))
+            source = unescape(fields[separator + 2]) if len(fields) > separator + 2 else ""
+            self._mounts.append((unescape(fields[4]), fields[2], source))
+            if not fields[2].startswith("0:"):  # anonymous devices have no sysfs entry
+                numbers.append(fields[2])
+            if source.startswith("/dev/"):
+                sources.append(source)
+        for number in numbers:
+            self.record_number(number)
+        for source in sources:
+            self.record_dev_path(source)
         for line in (self.out / "proc/swaps").read_text().splitlines()[1:]:
             fields = line.split()
             if len(fields) != 5:
                 continue
             path = unescape(fields[0])
             if fields[1] == "partition":
-                sources.append(path)
-            elif (number := self.device_of_path(path)) is not None:
-                numbers.append(number)
-        for number in numbers:
-            if not number.startswith("0:"):  # anonymous devices have no sysfs entry
-                self.record_number(number)
-        for source in sources:
-            self.record_dev_path(source)
+                self.record_dev_path(path)
+            else:
+                self.record_path_holder(path)
         self.record_mapper_links()
 
     def write_provenance(self) -> None:
-        uname = os.uname()
         pretty = "unknown"
         try:
             for line in (self.root / "etc/os-release").read_text().splitlines():
@@ -233,11 +247,18 @@ class Recorder:
                     pretty = line.partition("=")[2].strip().strip('"')
         except OSError:
             pass
+        try:
+            uname = subprocess.run(
+                ["uname", "-srvm"], capture_output=True, text=True, check=True
+            ).stdout.strip()
+        except (OSError, subprocess.CalledProcessError):
+            u = os.uname()
+            uname = f"{u.sysname} {u.release} {u.version} {u.machine}"
         stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         lines = [
             "recorded by tools/record_host_tree.py",
             f"date: {stamp}",
-            f"uname -srvm: {uname.sysname} {uname.release} {uname.version} {uname.machine}",
+            f"uname -srvm: {uname}",
             f"os-release PRETTY_NAME: {pretty}",
             f"source root: {self.root}",
             f"block devices recorded: {', '.join(self.devices) or 'none'}",

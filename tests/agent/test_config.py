@@ -104,7 +104,10 @@ def test_nested_parameter_rules_are_enforced_at_load(registry: Registry, tmp_pat
     )
     joined = "\n".join(_problems(registry, path))
     assert "params.sources[0]: a restic source needs 'repository'" in joined
-    assert "params.sources[1].kind: expected one of 'restic', 'path', got 'tape'" in joined
+    assert (
+        "params.sources[1].kind: expected one of 'restic', 'borg', 'path', 'timemachine', "
+        "got 'tape'"
+    ) in joined
 
 
 @pytest.mark.parametrize(

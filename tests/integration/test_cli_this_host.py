@@ -114,7 +114,7 @@ def test_check_and_family_filters_select_what_runs(tmp_path: Path) -> None:
         for line in done.stdout.splitlines()
         if '"kind":"result"' in line
     }
-    assert ids == {"host.backup.recency"}
+    assert ids == {"host.backup.recency", "host.backup.restore_test"}
     assert done.returncode == 1  # no backup source is configured: that is a failure
 
 
@@ -161,7 +161,7 @@ def test_checks_and_controls_listings(tmp_path: Path) -> None:
         tillsyn("controls", "--framework", "nis2", "--json", state=tmp_path).stdout
     )
     rows = {r["id"]: r for r in controls["nis2"]["controls"]}
-    assert rows["nis2/4.2.1"]["checks"] == ["host.backup.recency"]
+    assert rows["nis2/4.2.1"]["checks"] == ["host.backup.recency", "host.backup.restore_test"]
     assert "host.backup.recency" in rows["nis2/4"]["covered_by_subpoints"]
     summary = controls["nis2"]["summary"]
     assert summary["assessable"] == 349

@@ -86,3 +86,25 @@ def test_this_machine_can_be_read_for_real() -> None:
     if root.kind == "block":
         stack = facts.block_stack(facts.device_of_mount(root))
         assert stack.layers
+
+
+def test_usb_stick_is_removable_and_the_walk_goes_below_luks() -> None:
+    facts = _facts("debian12-usb-media")
+    by_point = {m.mountpoint: m for m in facts.mounts()}
+    stick = facts.medium(facts.device_of_mount(by_point["/media/alice/STICK"]))
+    assert (stick.disks, stick.removable, stick.usb, stick.portable) == (
+        ("sdb",),
+        True,
+        True,
+        True,
+    )
+    # The LUKS2 USB SSD: the encryption walk stops at dm-crypt, the medium walk does not.
+    safe = facts.medium(facts.device_of_mount(by_point["/media/alice/SAFE"]))
+    assert (safe.disks, safe.removable, safe.usb) == (("sdc",), False, True)
+
+
+def test_a_disk_without_the_removable_attribute_is_unknown_not_fixed() -> None:
+    facts = _facts("debian12-vm-ext4-plain")
+    root = next(m for m in facts.mounts() if m.mountpoint == "/")
+    medium = facts.medium(facts.device_of_mount(root))
+    assert medium.removable is None and not medium.portable

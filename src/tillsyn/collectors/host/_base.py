@@ -110,22 +110,27 @@ class HostBase(HasFactCache):
         env: Mapping[str, str] | None = None,
         ok_codes: tuple[int, ...] = (0,),
         shown: str | None = None,
+        timeout: float | None = None,
+        check: bool = True,
     ) -> CommandResult:
         """Run a command for a fact; a missing tool, timeout or bad exit becomes a FactError.
 
         ``shown`` is how the call appears in errors when the argv holds something that
-        must not be printed (a repository URL with a password in it).
+        must not be printed (a repository URL with a password in it). ``timeout``
+        overrides the collector's for slow work (an integrity check); ``check=False``
+        hands back any exit status for tools that report errors on stdout
+        (manage-bde) or whose exit status the caller interprets.
         """
         call = shown or " ".join(argv)
         try:
-            result = self.runner.run(argv, timeout=self.command_timeout, env=env)
+            result = self.runner.run(argv, timeout=timeout or self.command_timeout, env=env)
         except CommandNotFoundError as exc:
             raise FactUnavailable(fact_name, call, str(exc)) from exc
         except CommandPermissionError as exc:
             raise FactPermissionDenied(fact_name, call, str(exc)) from exc
         except CommandTimeoutError as exc:
             raise FactTimeout(fact_name, call, str(exc)) from exc
-        if result.returncode not in ok_codes:
+        if check and result.returncode not in ok_codes:
             raise FactCommandFailed(fact_name, call.split(" "), result.returncode, result.stderr)
         return result
 

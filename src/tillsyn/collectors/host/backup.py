@@ -1,4 +1,5 @@
-"""Backup facts: restic snapshot lists and the newest file matching a glob.
+"""Backup facts: restic snapshot lists, borg archives, Time Machine, the newest file
+matching a glob, and restore/integrity tests (see :mod:`.backup_integrity`).
 
 Repository passwords reach restic through its environment (``RESTIC_PASSWORD_FILE``
 or ``RESTIC_PASSWORD`` copied from a named variable), never its command line, and
@@ -13,7 +14,7 @@ import json
 import os
 import re
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from tillsyn.collectors._facts import fact
@@ -23,7 +24,26 @@ from tillsyn.collectors.errors import (
     FactPermissionDenied,
     FactUnavailable,
 )
-from tillsyn.collectors.host._base import HostBase
+from tillsyn.collectors.host._base import MACOS, HostBase
+from tillsyn.collectors.host.backup_borg import BorgArchive, borg_env, parse_borg_list
+from tillsyn.collectors.host.backup_integrity import (
+    MEMORY_NAMESPACE,
+    IntegrityRunner,
+    RestoreTest,
+    is_due,
+    read_marker,
+    remembered,
+)
+from tillsyn.collectors.host.backup_timemachine import (
+    DESTINATIONINFO_ARGV,
+    LATESTBACKUP_ARGV,
+    TimeMachineDestination,
+    TimeMachineLatest,
+    local_zone,
+    parse_destinationinfo,
+    parse_latestbackup,
+)
+from tillsyn.collectors.parsing import load_json
 
 
 @dataclass(frozen=True)
@@ -71,15 +91,7 @@ def parse_timestamp(text: str) -> datetime:
 def parse_restic_snapshots(stdout: str, call: str) -> tuple[Snapshot, ...]:
     """Strict parse of ``restic snapshots --json``: a JSON array of snapshot objects."""
     fact = "host.backup.restic_snapshots"
-    try:
-        data = json.loads(stdout)
-    except json.JSONDecodeError as exc:
-        raise FactParseError(
-            fact,
-            call,
-            f"output is not JSON ({exc.msg} at char {exc.pos})",
-            stdout[max(0, exc.pos - 40) : exc.pos + 40],
-        ) from exc
+    data = load_json(fact, call, stdout)
     if not isinstance(data, list):
         raise FactParseError(fact, call, "expected a JSON array of snapshots", stdout)
     snapshots: list[Snapshot] = []
@@ -155,12 +167,10 @@ def newest_matching_file(root: Path, pattern: str) -> NewestFile | None:
 
 
 class BackupFacts(HostBase):
-    @fact("host.backup.restic_snapshots")
-    def restic_snapshots(
-        self, repository: str, password_file: str = "", password_env: str = ""
-    ) -> tuple[Snapshot, ...]:
-        """Snapshots in a restic repository, read without taking a lock."""
-        fact_name = "host.backup.restic_snapshots"
+    def _restic_env(
+        self, fact_name: str, repository: str, password_file: str, password_env: str
+    ) -> dict[str, str]:
+        """restic's password source as environment variables (never the command line)."""
         env: dict[str, str] = {}
         if password_file:
             env["RESTIC_PASSWORD_FILE"] = password_file
@@ -180,6 +190,15 @@ class BackupFacts(HostBase):
                 redact_location(repository),
                 "no password source: set password_file or password_env",
             )
+        return env
+
+    @fact("host.backup.restic_snapshots")
+    def restic_snapshots(
+        self, repository: str, password_file: str = "", password_env: str = ""
+    ) -> tuple[Snapshot, ...]:
+        """Snapshots in a restic repository, read without taking a lock."""
+        fact_name = "host.backup.restic_snapshots"
+        env = self._restic_env(fact_name, repository, password_file, password_env)
         argv = ["restic", "snapshots", "--json", "--no-lock", "--repo", repository]
         shown = " ".join([*argv[:-1], redact_location(repository)])
         try:
@@ -193,3 +212,83 @@ class BackupFacts(HostBase):
     def newest_file(self, pattern: str) -> NewestFile | None:
         """Newest file matching an absolute glob, or None when nothing matches."""
         return newest_matching_file(self.root, pattern)
+
+    @fact("host.backup.borg_newest")
+    def borg_newest(
+        self, repository: str, password_file: str = "", password_env: str = ""
+    ) -> BorgArchive | None:
+        """The newest archive of a borg repository, or None when it holds none."""
+        fact_name = "host.backup.borg_newest"
+        shown_repo = redact_location(repository)
+        env = borg_env(fact_name, self.env, password_file, password_env)
+        argv = ["borg", "list", "--json", "--last", "1", repository]
+        shown = " ".join([*argv[:-1], shown_repo])
+        try:
+            result = self.command(fact_name, argv, env=env, shown=shown)
+        except FactCommandFailed as exc:
+            stderr = exc.stderr.replace(repository, shown_repo)
+            raise FactCommandFailed(fact_name, shown.split(" "), exc.returncode, stderr) from None
+        return parse_borg_list(result.stdout, shown)
+
+    @fact("host.backup.timemachine_destinations")
+    def timemachine_destinations(self) -> tuple[TimeMachineDestination, ...]:
+        """Time Machine destinations configured on this Mac (none is an empty tuple)."""
+        fact_name = "host.backup.timemachine_destinations"
+        self.require_platform(fact_name, MACOS)
+        result = self.command(fact_name, DESTINATIONINFO_ARGV)
+        return parse_destinationinfo(result.stdout, result.stderr, " ".join(DESTINATIONINFO_ARGV))
+
+    @fact("host.backup.timemachine_latest")
+    def timemachine_latest(self) -> TimeMachineLatest | None:
+        """The newest completed Time Machine backup, or None when there is none yet."""
+        fact_name = "host.backup.timemachine_latest"
+        self.require_platform(fact_name, MACOS)
+        result = self.command(fact_name, LATESTBACKUP_ARGV)
+        return parse_latestbackup(result.stdout, local_zone(self.env), " ".join(LATESTBACKUP_ARGV))
+
+    @fact("host.backup.restore_marker")
+    def restore_marker(self, path: str) -> RestoreTest | None:
+        """The restore-test marker file an operator's test writes, or None when absent."""
+        return read_marker(self, path)
+
+    @fact("host.backup.restore_test")
+    def restore_test(
+        self,
+        name: str,
+        kind: str,
+        repository: str,
+        password_file: str = "",
+        password_env: str = "",
+        rerun_after_hours: float = 168.0,
+        restic_subset: str = "1%",
+        borg_verify_data: bool = False,
+        timeout_seconds: float = 7200.0,
+    ) -> RestoreTest:
+        """The last integrity check of a restic or borg repository, run now when due.
+
+        The remembered check is reported unless it is older than ``rerun_after_hours``
+        or failed; then the check runs (with its own timeout) and its outcome is
+        remembered. A check that could not run raises and is not remembered.
+        """
+        fact_name = "host.backup.restore_test"
+        shown_repo = redact_location(repository)
+        runner = IntegrityRunner(self, timeout_seconds)
+        if kind == "restic":
+            method = f"restic check --read-data-subset={restic_subset} --repo {shown_repo}"
+        elif kind == "borg":
+            mode = "--verify-data" if borg_verify_data else "--repository-only"
+            method = f"borg check {mode} {shown_repo}"
+        else:
+            raise FactUnavailable(fact_name, name, f"no integrity check for {kind} sources")
+        stored = self.memory.get(MEMORY_NAMESPACE, name)
+        last = remembered(stored[0], shown_repo, method) if stored else None
+        if last is not None and not is_due(last, self.now, timedelta(hours=rerun_after_hours)):
+            return last
+        if kind == "restic":
+            env = self._restic_env(fact_name, repository, password_file, password_env)
+            test = runner.restic(repository, shown_repo, env, restic_subset)
+        else:
+            env = borg_env(fact_name, self.env, password_file, password_env)
+            test = runner.borg(repository, shown_repo, env, borg_verify_data)
+        self.memory.put(MEMORY_NAMESPACE, name, test.as_memory(shown_repo), self.now)
+        return test

@@ -63,6 +63,30 @@ class BlockStack:
         return bool(self.schemes) and not self.unencrypted
 
 
+@dataclass(frozen=True)
+class Medium:
+    """Whether the physical disks under a device can be carried away.
+
+    ``removable`` is the kernel's ``removable`` attribute of the disks (1 for SD cards,
+    most USB sticks, optical drives); ``usb`` says a disk hangs off a USB controller (USB
+    SSDs report removable 0 but are carried around all the same). ``removable`` is
+    None when no disk has the attribute (a recorded tree without it): unknown, which
+    the check never reads as "not removable" to excuse anything.
+    """
+
+    disks: tuple[str, ...]
+    removable: bool | None
+    usb: bool
+
+    @property
+    def portable(self) -> bool:
+        return bool(self.removable) or self.usb
+
+    def describe(self) -> str:
+        kinds = (["USB"] if self.usb else []) + (["removable"] if self.removable else [])
+        return f"{', '.join(self.disks)} ({', '.join(kinds) or 'fixed'})"
+
+
 @dataclass
 class _Walk:
     layers: list[BlockLayer] = field(default_factory=list)
@@ -110,6 +134,43 @@ class SysBlock:
         raise FactUnavailable(
             "host.block_stack", kernel_path, "not a block device known to /sys/class/block"
         )
+
+    def medium(self, device: str) -> Medium:
+        """Removability of the physical disks under ``device``, through dm-crypt too.
+
+        Unlike :meth:`stack`, which stops at the first dm-crypt node (what lies below is
+        ciphertext), this walk goes down to the disks: a LUKS container on a USB stick is
+        still a USB stick.
+        """
+        leaves: dict[str, Path] = {}
+        self._leaves(self.device_dir(device), leaves, set())
+        flags: list[bool] = []
+        usb = False
+        for directory in leaves.values():
+            usb = usb or "/usb" in str(directory)
+            attribute = directory / "removable"
+            if attribute.exists():
+                flags.append(self._read(attribute, "host.removable_medium") == "1")
+        return Medium(tuple(leaves), any(flags) if flags else None, usb)
+
+    def _leaves(self, directory: Path, leaves: dict[str, Path], seen: set[Path]) -> None:
+        if directory in seen:
+            return
+        seen.add(directory)
+        if (directory / "partition").exists():
+            self._leaves(directory.parent, leaves, seen)
+            return
+        if (directory / "loop").is_dir():
+            backing = self._read(directory / "loop" / "backing_file", "host.removable_medium")
+            backing = backing.removesuffix(" (deleted)")
+            self._leaves(self.device_dir(self._backing_device(backing)), leaves, seen)
+            return
+        slaves_dir = directory / "slaves"
+        slaves = sorted(slaves_dir.iterdir()) if slaves_dir.is_dir() else []
+        if not slaves:
+            leaves[directory.name] = directory
+        for slave in slaves:
+            self._leaves(Path(os.path.realpath(slave)), leaves, seen)
 
     def stack(self, device: str) -> BlockStack:
         walk = _Walk()

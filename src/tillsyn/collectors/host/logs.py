@@ -1,0 +1,316 @@
+"""Logging facts: journald and logrotate retention, log shipping, clock sync.
+
+The parsing lives in sibling modules, one job each: :mod:`logs_systemd` (systemd's
+configuration rules), :mod:`logs_journald`, :mod:`logs_logrotate`, :mod:`logs_shipping`
+and :mod:`logs_time`. This mixin only finds the sources on the host (under the injectable
+root), runs the commands, and turns "could not look" into a FactError.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import datetime
+
+from tillsyn.collectors._facts import fact
+from tillsyn.collectors.commands import CommandResult
+from tillsyn.collectors.errors import (
+    FactCommandFailed,
+    FactError,
+    FactPermissionDenied,
+    FactUnavailable,
+)
+from tillsyn.collectors.host._base import HostBase
+from tillsyn.collectors.host.logs_journald import (
+    JournalBoot,
+    JournaldSettings,
+    parse_birth_time,
+    parse_disk_usage,
+    parse_list_boots,
+    refuse_partial_view,
+    resolve_settings,
+)
+from tillsyn.collectors.host.logs_logrotate import LogrotateConfig, LogrotateReader
+from tillsyn.collectors.host.logs_shipping import (
+    Forwarder,
+    expand,
+    read_config,
+    rsyslog_forwarders,
+    rsyslog_includes,
+    syslog_ng_forwarders,
+    syslog_ng_includes,
+)
+from tillsyn.collectors.host.logs_systemd import (
+    ParsedConfig,
+    config_files,
+    parse_assignments,
+)
+from tillsyn.collectors.host.logs_time import (
+    ClockReport,
+    parse_chronyc_tracking,
+    parse_ntpq_peers,
+    parse_timedatectl_show,
+    parse_timesync_status,
+)
+
+#: Where the journald binary lives (systemd's libexec directory on each family).
+JOURNALD_BINARIES = ("/usr/lib/systemd/systemd-journald", "/lib/systemd/systemd-journald")
+#: Unit names whose ``*.wants/`` link means "enabled at boot".
+WANTS_DIRS = ("/etc/systemd/system", "/usr/lib/systemd/system", "/lib/systemd/system")
+
+
+@dataclass(frozen=True)
+class JournalFilesystem:
+    """Size and free bytes of the filesystem holding /var/log/journal."""
+
+    size_bytes: int
+    free_bytes: int
+
+
+@dataclass(frozen=True)
+class ShippingConfig:
+    """Every configured way logs leave the host, and what was read to say so."""
+
+    forwarders: tuple[Forwarder, ...]
+    files_read: tuple[str, ...]
+    daemons_found: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class TimeSync:
+    """What each time daemon said, and which ones were looked for but did not answer."""
+
+    reports: tuple[ClockReport, ...]
+    silent: tuple[str, ...]  # "chronyc: exited with status 1: 506 Cannot talk to daemon"
+    looked_for: tuple[str, ...]
+
+
+class LogFacts(HostBase):
+    """Facts the host.logging checks read."""
+
+    # -- journald ---------------------------------------------------------------------
+
+    @fact("host.logs.journald_present")
+    def journald_present(self) -> bool:
+        """Whether this host runs journald (its binary or any of its configuration exists)."""
+        self.require_linux("host.logs.journald_present")
+        files, _ = config_files(self.root, "journald.conf")
+        return bool(files) or any(self.path(p).exists() for p in JOURNALD_BINARIES)
+
+    @fact("host.logs.journald_settings")
+    def journald_settings(self) -> JournaldSettings:
+        """journald.conf merged with its drop-ins, exactly in systemd's order."""
+        name = "host.logs.journald_settings"
+        self.require_linux(name)
+        files, masked = config_files(self.root, "journald.conf")
+        parsed = ParsedConfig(files=list(files), masked=masked)
+        for path in files:
+            parse_assignments(self.read_text(name, path), path, parsed)
+        return resolve_settings(parsed)
+
+    @fact("host.logs.persistent_journal_dir")
+    def persistent_journal_dir(self) -> bool:
+        """Whether /var/log/journal exists (Storage=auto then keeps the journal on disk)."""
+        return self.path("/var/log/journal").is_dir()
+
+    @fact("host.logs.journal_usage")
+    def journal_usage(self) -> int:
+        """Bytes the journal files take, as ``journalctl --disk-usage`` reports them."""
+        name = "host.logs.journal_usage"
+        argv = ["journalctl", "--disk-usage"]
+        result = self._journalctl(name, argv)
+        return parse_disk_usage(result.stdout, " ".join(argv))
+
+    @fact("host.logs.journal_boots")
+    def journal_boots(self) -> tuple[JournalBoot, ...]:
+        """Every boot in the journal with its first and last entry, oldest first."""
+        name = "host.logs.journal_boots"
+        argv = ["journalctl", "--list-boots", "--output=json", "--no-pager"]
+        result = self._journalctl(name, argv)
+        boots = parse_list_boots(result.stdout, " ".join(argv))
+        return tuple(sorted(boots, key=lambda b: b.first_entry))
+
+    def _journalctl(self, name: str, argv: list[str]) -> CommandResult:
+        try:
+            result = self.command(name, argv, env={"TZ": "UTC"})
+        except FactCommandFailed as exc:
+            refuse_partial_view(name, " ".join(argv), exc.stderr)
+            raise
+        refuse_partial_view(name, " ".join(argv), result.stderr)
+        return result
+
+    @fact("host.logs.journal_filesystem")
+    def journal_filesystem(self) -> JournalFilesystem:
+        """Size and free space of the journal's filesystem (journald's default caps use it)."""
+        name = "host.logs.journal_filesystem"
+        target = self.path("/var/log/journal")
+        try:
+            info = os.statvfs(target)
+        except OSError as exc:
+            raise FactUnavailable(name, "/var/log/journal", exc.strerror or str(exc)) from exc
+        return JournalFilesystem(info.f_blocks * info.f_frsize, info.f_bavail * info.f_frsize)
+
+    @fact("host.logs.installed_at")
+    def installed_at(self) -> datetime | None:
+        """When the root filesystem was created (``stat --format=%W /``), None if unknown.
+
+        A host younger than the retention policy cannot hold older logs; this is the
+        evidence for that. A root filesystem copied from an image is older than the host,
+        which only errs towards asking for more history, never less.
+        """
+        name = "host.logs.installed_at"
+        argv = ["stat", "--format=%W", "/"]
+        result = self.command(name, argv)
+        return parse_birth_time(result.stdout, " ".join(argv))
+
+    # -- logrotate --------------------------------------------------------------------
+
+    @fact("host.logs.logrotate")
+    def logrotate(self) -> LogrotateConfig:
+        """Every logrotate stanza with its effective settings (FactUnavailable: none)."""
+        self.require_linux("host.logs.logrotate")
+        return LogrotateReader(self.root).read()
+
+    # -- shipping ---------------------------------------------------------------------
+
+    def unit_enabled(self, unit: str) -> bool:
+        """Whether a unit is wanted by some target (its ``*.wants/`` link exists)."""
+        for directory in WANTS_DIRS:
+            base = self.path(directory)
+            if not base.is_dir():
+                continue
+            for wants in base.glob("*.wants"):
+                if (wants / unit).is_symlink() or (wants / unit).exists():
+                    return True
+        return False
+
+    def _config_tree(
+        self,
+        main: str,
+        includes: Callable[[str], list[str]],
+        relative_to: str,
+        seen: set[str],
+    ) -> Iterator[tuple[str, str]]:
+        """``main`` and every file it includes, each once, as (path, text); relative
+        include patterns are taken from ``relative_to``; absent files are skipped."""
+        queue = [main]
+        while queue:
+            path = queue.pop(0)
+            if path in seen:
+                continue
+            seen.add(path)
+            text = read_config(self.root, path)
+            if text is None:
+                continue
+            yield path, text
+            for pattern in includes(text):
+                queue.extend(
+                    expand(self.root, pattern if pattern.startswith("/") else relative_to + pattern)
+                )
+
+    @fact("host.logs.shipping")
+    def shipping(self) -> ShippingConfig:
+        """Configured forwarding of logs off the host (rsyslog, syslog-ng, journal-upload)."""
+        name = "host.logs.shipping"
+        self.require_linux(name)
+        forwarders: list[Forwarder] = []
+        files_read: list[str] = []
+        found: list[str] = []
+        seen: set[str] = set()
+        for daemon, main, includes, parse, relative_to in (
+            ("rsyslog", "/etc/rsyslog.conf", rsyslog_includes, rsyslog_forwarders, ""),
+            (
+                "syslog-ng",
+                "/etc/syslog-ng/syslog-ng.conf",
+                syslog_ng_includes,
+                syslog_ng_forwarders,
+                "/etc/syslog-ng/",
+            ),
+        ):
+            enabled = self.unit_enabled(f"{daemon}.service")
+            for path, text in self._config_tree(main, includes, relative_to, seen):
+                if daemon not in found:
+                    found.append(daemon)
+                files_read.append(path)
+                forwarders += parse(text, path, enabled)
+        files, masked = config_files(self.root, "journal-upload.conf")
+        if files:
+            found.append("journal-upload")
+            parsed = ParsedConfig(files=list(files), masked=masked)
+            for path in files:
+                parse_assignments(self.read_text(name, path), path, parsed)
+                files_read.append(path)
+            url = None
+            where = ""
+            for a in parsed.assignments:
+                if a.section == "Upload" and a.key == "URL":
+                    url, where = a.value or None, f"{a.path}:{a.line}"
+            if url:
+                enabled = self.unit_enabled("systemd-journal-upload.service")
+                forwarders.append(Forwarder("journal-upload", url, "URL", where, enabled))
+        return ShippingConfig(tuple(forwarders), tuple(files_read), tuple(found))
+
+    # -- time -------------------------------------------------------------------------
+
+    @fact("host.logs.time_sync")
+    def time_sync(self) -> TimeSync:
+        """Every time daemon's view of the clock; tools that are absent are skipped."""
+        name = "host.logs.time_sync"
+        self.require_linux(name)
+        reports: list[ClockReport] = []
+        silent: list[str] = []
+        looked = ("chronyc", "ntpq", "timedatectl")
+        for argv, parse in (
+            (["chronyc", "-n", "tracking"], parse_chronyc_tracking),
+            (["ntpq", "-pn"], parse_ntpq_peers),
+        ):
+            try:
+                result = self.command(name, argv, ok_codes=(0, 1))
+            except FactUnavailable:
+                continue
+            except FactPermissionDenied:
+                raise
+            except FactError as exc:
+                silent.append(f"{argv[0]}: {exc.reason}")
+                continue
+            said = (result.stderr.strip() or result.stdout.strip() or "no output").splitlines()
+            if result.returncode != 0 or "Socket error" in result.stderr + result.stdout:
+                # chronyc: exit 1 "506 Cannot talk to daemon" on stdout; ntpq (ntpsec) exits
+                # 0 with "***Socket error; probably ntpd is not running".
+                silent.append(f"{argv[0]}: exit {result.returncode}: {said[0]}")
+                continue
+            reports.append(parse(result.stdout, " ".join(argv)))
+        reports_timesyncd = self._timesyncd(name, silent)
+        if reports_timesyncd is not None:
+            reports.append(reports_timesyncd)
+        return TimeSync(tuple(reports), tuple(silent), looked)
+
+    def _timesyncd(self, name: str, silent: list[str]) -> ClockReport | None:
+        argv = ["timedatectl", "show", "-p", "NTP", "-p", "NTPSynchronized"]
+        try:
+            result = self.command(name, argv)
+        except FactUnavailable:
+            return None
+        except FactError as exc:
+            silent.append(f"timedatectl: {exc.reason.splitlines()[0]}")
+            return None
+        fields = parse_timedatectl_show(result.stdout, " ".join(argv))
+        if fields["NTP"] != "yes":
+            if fields["NTPSynchronized"] == "yes":
+                return ClockReport(
+                    "kernel", True, None, "", "NTPSynchronized=yes, NTP=no: another daemon"
+                )
+            return None  # timesyncd is off; whatever else runs answered above or not at all
+        status = ["timedatectl", "timesync-status"]
+        try:
+            answer = self.command(name, status)
+        except FactError as exc:
+            silent.append(f"timedatectl timesync-status: {exc.reason}")
+            return None
+        report = parse_timesync_status(answer.stdout, " ".join(status))
+        if fields["NTPSynchronized"] != "yes" and report.synchronised:
+            return ClockReport(
+                "timesyncd", False, report.offset_ms, report.source, "NTPSynchronized=no"
+            )
+        return report

@@ -1,0 +1,355 @@
+"""Patch facts against recorded (and reconstructed) package-manager output and trees."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import COMMANDS, HOSTS, PINNED_NOW
+from tests.support.recorded import RecordedRunner
+from tillsyn.collectors.errors import FactParseError, FactUnavailable
+from tillsyn.collectors.host import HostFacts
+from tillsyn.collectors.host.patching_apt import (
+    is_security_origin,
+    parse_apt_config,
+    parse_apt_simulation,
+    parse_release_header,
+    periodic_enabled,
+)
+from tillsyn.collectors.host.patching_dnf import (
+    parse_automatic_conf,
+    parse_check_update,
+    parse_needs_restarting,
+    parse_updateinfo,
+)
+from tillsyn.collectors.host.patching_model import kernel_flavour, version_key
+from tillsyn.collectors.host.patching_os import (
+    load_eol_table,
+    lookup,
+    parse_os_release,
+    parse_sw_vers,
+)
+from tillsyn.collectors.host.patching_zypper import parse_list_patches
+from tillsyn.collectors.memory import FactMemory
+
+
+def _rec(name: str) -> dict[str, object]:
+    recording: dict[str, object] = json.loads((COMMANDS / f"{name}.json").read_text())
+    return recording
+
+
+def _out(name: str) -> str:
+    return str(_rec(name)["stdout"])
+
+
+# -- apt ----------------------------------------------------------------------------------
+
+
+def test_recorded_simulation_finds_the_security_upgrades_only() -> None:
+    pending = parse_apt_simulation(_out("apt-get-simulate/debian12-security-pending"), "apt-get")
+    by_name = {u.package: u for u in pending}
+    assert len(pending) == 69
+    assert by_name["libssl3"].installed == "3.0.19-1~deb12u2"
+    assert by_name["libssl3"].candidate == "3.0.22-1~deb12u2"
+    assert by_name["libssl3"].origins == ("Debian-Security:12/oldstable-security",)
+    # in both the point release and the security suite: still a security update
+    assert by_name["libgcrypt20"].origins == (
+        "Debian:12.15/oldstable",
+        "Debian-Security:12/oldstable-security",
+    )
+    assert "base-files" not in by_name  # only from the point release
+
+
+def test_unprivileged_run_parses_like_root() -> None:
+    root = parse_apt_simulation(_out("apt-get-simulate/debian12-security-pending"), "x")
+    user = parse_apt_simulation(_out("apt-get-simulate/debian12-unprivileged"), "x")
+    assert root == user
+
+
+def test_nothing_pending_is_an_empty_tuple() -> None:
+    assert parse_apt_simulation(_out("apt-get-simulate/debian12-nothing-pending"), "x") == ()
+
+
+@pytest.mark.parametrize(
+    ("stdout", "says"),
+    [
+        (_out("apt-get-simulate/debian12-truncated"), "unexpected Inst line"),
+        ("", "no 'N upgraded"),
+        ("Reading package lists...\n", "no 'N upgraded"),
+        (
+            "1 upgraded, 0 newly installed, 0 to remove and 0 not upgraded.\n",
+            "counts 1 upgrades but 0",
+        ),
+        ("E: Could not open lock file\n", "unexpected line"),
+        ("Inst libssl3 garbage\n", "unexpected Inst line"),
+    ],
+)
+def test_malformed_simulation_is_a_parse_error(stdout: str, says: str) -> None:
+    with pytest.raises(FactParseError, match=says):
+        parse_apt_simulation(stdout, "apt-get -s")
+
+
+def test_simulation_cut_between_lines_is_caught_by_the_count() -> None:
+    stdout = _out("apt-get-simulate/debian12-security-pending")
+    lines = stdout.splitlines(keepends=True)
+    last_inst = max(i for i, line in enumerate(lines) if line.startswith("Inst "))
+    with pytest.raises(FactParseError, match="output cut off"):
+        parse_apt_simulation("".join(lines[:last_inst]), "apt-get -s")
+
+
+@pytest.mark.parametrize(
+    ("origin", "security"),
+    [
+        ("Debian-Security:12/oldstable-security", True),
+        ("Ubuntu:22.04/jammy-security", True),
+        ("Debian-Security:10/oldoldstable", True),  # Debian 10's suite naming
+        ("Debian:12.15/oldstable", False),
+        ("Ubuntu:22.04/jammy-updates", False),
+        ("localhost", False),
+    ],
+)
+def test_security_origins(origin: str, security: bool) -> None:
+    assert is_security_origin(origin) is security
+
+
+def test_release_header_uses_the_signed_date() -> None:
+    path = HOSTS / "patch-debian12-vm/var/lib/apt/lists"
+    name = "deb.debian.org_debian-security_dists_bookworm-security_InRelease"
+    header = parse_release_header((path / name).read_text(), name)
+    assert header.is_security and header.security_name == "bookworm-security"
+    assert header.date.tzinfo is not None and header.date.year == 2026
+
+
+@pytest.mark.parametrize(
+    ("text", "says"),
+    [
+        ("Origin: Debian\nSuite: stable\n", "no Date field"),
+        ("Origin: Debian\nDate: yesterday\n", "unreadable Date"),
+        ("this is not a release file\n", "not a Release header line"),
+    ],
+)
+def test_bad_release_headers_are_errors(text: str, says: str) -> None:
+    with pytest.raises(FactParseError, match=says):
+        parse_release_header(text, "x_InRelease")
+
+
+def test_apt_config_lists_and_periodic_values() -> None:
+    config = parse_apt_config(_out("apt-config-dump/debian12-unattended-enabled"), "x")
+    assert config.get("APT::Periodic::Unattended-Upgrade") == "1"
+    assert any("Debian-Security" in o for o in config.items("Unattended-Upgrade::Origins-Pattern"))
+    off = parse_apt_config(_out("apt-config-dump/debian12-unattended-disabled"), "x")
+    assert off.get("APT::Periodic::Unattended-Upgrade") == "0"
+    none = parse_apt_config(_out("apt-config-dump/debian12-no-unattended"), "x")
+    assert none.get("APT::Periodic::Unattended-Upgrade") is None
+    with pytest.raises(FactParseError):
+        parse_apt_config("APT::Periodic::Unattended-Upgrade 1\n", "x")
+
+
+@pytest.mark.parametrize(
+    ("value", "on"), [("1", True), ("0", False), (None, False), ("always", True), ("7d", True)]
+)
+def test_periodic_values(value: str | None, on: bool) -> None:
+    assert periodic_enabled(value, "k", "c") is on
+
+
+def test_unreadable_periodic_value_is_an_error() -> None:
+    with pytest.raises(FactParseError):
+        periodic_enabled("yes please", "k", "c")
+
+
+# -- dnf, zypper ----------------------------------------------------------------------------
+
+
+def test_check_update_with_age_and_wrapped_names() -> None:
+    listed = parse_check_update(_out("dnf-check-update/rhel9-security-pending"), 100, "dnf")
+    assert [p.package for p in listed.packages][:2] == ["openssl", "openssl-libs"]
+    assert listed.metadata_age_seconds == 2 * 3600 + 41 * 60 + 7
+    wrapped = (
+        "\nvery-long-package-name-for-wrapping.x86_64\n"
+        "                      1.2-3.el9          rhel-9-baseos\n"
+    )
+    (only,) = parse_check_update(wrapped, 100, "dnf").packages
+    assert (only.package, only.arch, only.candidate) == (
+        "very-long-package-name-for-wrapping",
+        "x86_64",
+        "1.2-3.el9",
+    )
+    stale = parse_check_update(_out("dnf-check-update/rhel9-stale-cache"), 0, "dnf")
+    assert stale.metadata_age_seconds == 41 * 86400 + 3 * 3600 + 12 * 60 + 40
+
+
+@pytest.mark.parametrize(
+    ("stdout", "code", "says"),
+    [
+        ("", 100, "exit 100"),
+        ("openssl.x86_64  1:3.0.7-27.el9_4  baseos\n", 0, "exit 0"),
+        ("Error: something\n", 100, "unexpected check-update line"),
+    ],
+)
+def test_inconsistent_check_update_is_an_error(stdout: str, code: int, says: str) -> None:
+    with pytest.raises(FactParseError, match=says):
+        parse_check_update(stdout, code, "dnf")
+
+
+def test_updateinfo_severities_by_package() -> None:
+    found = parse_updateinfo(_out("dnf-updateinfo/rhel9-security-pending"), "dnf")
+    assert found[("openssl", "x86_64")] == [("RHSA-2024:2447", "critical")]
+    assert found[("python3-idna", "noarch")] == [("RHSA-2024:3846", "moderate")]
+    with pytest.raises(FactParseError):
+        parse_updateinfo("RHSA-2024:1 Important kernel\n", "dnf")
+
+
+def test_recorded_dnf_without_cache_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "etc").mkdir()
+    (tmp_path / "etc/os-release").write_text('ID="rhel"\nVERSION_ID="9.4"\n')
+    facts = HostFacts(
+        root=tmp_path,
+        runner=RecordedRunner.from_files([COMMANDS / "dnf-check-update/debian12-no-cache.json"]),
+        platform="linux",
+        now=PINNED_NOW,
+    )
+    with pytest.raises(FactUnavailable, match="tillsyn-rec"):
+        facts.pending_security_updates()
+
+
+def test_zypper_table_and_refusals() -> None:
+    stdout = _out("zypper-list-patches/sles15sp5-security-pending")
+    patches = parse_list_patches(stdout, "", 0, "zypper")
+    assert {p.package: p.severity for p in patches} == {
+        "SUSE-SLE-Module-Basesystem-15-SP5-2024-1563": "important",
+        "SUSE-SLE-Module-Basesystem-15-SP5-2024-1602": "moderate",
+        "SUSE-SLE-Product-SLES-15-SP5-2024-1490": "critical",
+    }
+    with pytest.raises(FactUnavailable, match="no repositories"):
+        parse_list_patches(_out("zypper-list-patches/debian12-no-repos"), "", 0, "zypper")
+    skipped = _rec("zypper-list-patches/debian12-never-refreshed")
+    with pytest.raises(FactUnavailable, match="skipped repositories"):
+        parse_list_patches(str(skipped["stdout"]), str(skipped["stderr"]), 106, "zypper")
+    with pytest.raises(FactParseError, match="unknown table layout"):
+        parse_list_patches("Repository | Name | Version | Category | Status\n", "", 0, "z")
+
+
+def test_needs_restarting_answers() -> None:
+    assert parse_needs_restarting(_out("needs-restarting/rhel9-no-reboot"), 0, "n") == (False, ())
+    needed = parse_needs_restarting(_out("needs-restarting/rhel9-reboot-required"), 1, "n")
+    assert needed == (True, ("kernel", "openssl-libs"))
+    with pytest.raises(FactParseError):
+        parse_needs_restarting("", 1, "n")
+
+
+def test_automatic_conf() -> None:
+    text = (HOSTS / "patch-rhel9-kernel-pending/etc/dnf/automatic.conf").read_text()
+    assert parse_automatic_conf(text, "a") == {"apply_updates": "no", "upgrade_type": "security"}
+    with pytest.raises(FactParseError):
+        parse_automatic_conf("[commands]\napply_updates = maybe\n", "a")
+    with pytest.raises(FactParseError):
+        parse_automatic_conf("apply_updates = yes\n", "a")  # no section header
+
+
+# -- memory and caching ---------------------------------------------------------------------
+
+
+def _apt_host(memory: FactMemory, now: datetime, ttl: float = 0.0) -> HostFacts:
+    return HostFacts(
+        root=HOSTS / "patch-debian12-vm",
+        runner=RecordedRunner.from_files(
+            [COMMANDS / "apt-get-simulate/debian12-security-pending.json"]
+        ),
+        platform="linux",
+        now=now,
+        memory=memory,
+        command_cache_ttl=ttl,
+    )
+
+
+def test_first_sighting_survives_runs_and_forgets_installed_updates() -> None:
+    memory = FactMemory()
+    first = _apt_host(memory, PINNED_NOW).pending_security_updates()
+    later = _apt_host(memory, PINNED_NOW + timedelta(days=3)).pending_security_updates()
+    assert all(u.first_seen == PINNED_NOW for u in later.updates)
+    assert len(first.updates) == len(later.updates)
+
+
+def test_reused_answer_keeps_its_collection_time() -> None:
+    memory = FactMemory()
+    _apt_host(memory, PINNED_NOW, ttl=3600).pending_security_updates()
+    again = _apt_host(memory, PINNED_NOW + timedelta(minutes=10), ttl=3600)
+    found = again.pending_security_updates()
+    assert found.reused and found.collected_at == PINNED_NOW
+    assert again.runner.calls == []  # type: ignore[attr-defined]
+
+
+# -- kernels, OS release, the end-of-life table -------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("older", "newer"),
+    [
+        ("6.1.0-9-amd64", "6.1.0-27-amd64"),
+        ("5.14.0-362.24.1.el9_3.x86_64", "5.14.0-427.13.1.el9_4.x86_64"),
+        ("6.8.0-9-generic", "6.8.0-45-generic"),
+    ],
+)
+def test_kernel_versions_compare_numerically(older: str, newer: str) -> None:
+    assert version_key(older) < version_key(newer)
+    assert kernel_flavour(older) == kernel_flavour(newer)
+
+
+def test_kernel_flavours_differ() -> None:
+    assert kernel_flavour("6.1.0-27-rt-amd64") != kernel_flavour("6.1.0-27-amd64")
+
+
+def test_recorded_vm_has_no_packaged_kernel() -> None:
+    state = HostFacts(root=HOSTS / "patch-debian12-vm", platform="linux").kernel_state()
+    assert state.running == "6.18.44-fc-v669" and state.installed == ()
+
+
+def test_rescue_image_is_not_a_kernel() -> None:
+    state = HostFacts(root=HOSTS / "patch-rhel9-kernel-pending", platform="linux").kernel_state()
+    assert all("rescue" not in k for k in state.installed) and len(state.installed) == 2
+
+
+def test_os_release_and_sw_vers() -> None:
+    release = parse_os_release((HOSTS / "patch-ubuntu2204/etc/os-release").read_text(), "p")
+    assert (release.id, release.version_id, release.id_like) == ("ubuntu", "22.04", ("debian",))
+    with pytest.raises(FactParseError, match="bad quoting"):
+        parse_os_release('ID="debian\nVERSION_ID=12\n', "p")
+    with pytest.raises(FactParseError, match="no ID"):
+        parse_os_release("VERSION_ID=12\n", "p")
+    mac = parse_sw_vers(_out("sw_vers/macos15"), "sw_vers")
+    assert (mac.id, mac.version_id) == ("macos", "15.1")
+    with pytest.raises(FactParseError):
+        parse_sw_vers("ProductName: macOS\n", "sw_vers")
+
+
+def test_shipped_table_is_dated_and_covers_the_families() -> None:
+    updated, entries = load_eol_table()
+    assert updated == date(2026, 11, 23)
+    ids = {e.os_id for e in entries}
+    for wanted in ("debian", "ubuntu", "rhel", "rocky", "almalinux", "ol", "centos", "sles"):
+        assert wanted in ids
+    assert {"opensuse-leap", "macos", "windows", "windows-server"} <= ids
+    for entry in entries:
+        assert entry.source.startswith("https://")
+        if entry.end_standard and entry.end_extended:
+            assert entry.end_extended >= entry.end_standard
+
+
+def test_table_lookup_by_prefix_and_never_by_guess() -> None:
+    _, entries = load_eol_table()
+    assert lookup(entries, "rhel", "9.4")[0] is not None
+    assert lookup(entries, "sles", "15.5")[0] is not None
+    assert lookup(entries, "sles", "15.9")[0] is None  # not "15"
+    assert lookup(entries, "fedora", "40")[0] is None
+
+
+def test_table_without_date_is_refused() -> None:
+    with pytest.raises(ValueError, match="does not say when"):
+        load_eol_table("os_id,version,codename,end_standard,end_extended,source\n")
+
+
+def test_now_is_aware() -> None:  # the checks subtract dates from it
+    assert HostFacts(platform="linux").now.tzinfo == UTC
