@@ -16,7 +16,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -121,7 +120,7 @@ def _free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def _serve(url: str, state: Path) -> tuple[subprocess.Popen[bytes], str]:
+def _serve(url: str, state: Path, workers: int) -> tuple[subprocess.Popen[bytes], str]:
     port = _free_port()
     process = subprocess.Popen(
         [
@@ -135,6 +134,8 @@ def _serve(url: str, state: Path) -> tuple[subprocess.Popen[bytes], str]:
             str(port),
             "--state-dir",
             str(state),
+            "--workers",
+            str(workers),
         ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -150,13 +151,15 @@ def _serve(url: str, state: Path) -> tuple[subprocess.Popen[bytes], str]:
     raise RuntimeError("store did not start")
 
 
-def measure(url: str, agents: list[Agent], batch: int, state: Path) -> list[float]:
+def measure(
+    url: str, agents: list[Agent], batch: int, state: Path, workers: int = 1
+) -> list[float]:
     engine = open_engine(url)
     migrate(engine)
     with engine.begin() as connection:
         enrol = [tokens.create(connection, tokens.Role.ENROL) for _ in agents]
     engine.dispose()
-    process, base = _serve(url, state)
+    process, base = _serve(url, state, workers)
     try:
         for agent, token in zip(agents, enrol, strict=True):
             answer = requests.post(
@@ -167,13 +170,11 @@ def measure(url: str, agents: list[Agent], batch: int, state: Path) -> list[floa
             )
             agent.token = answer.json()["token"]
         rates = []
-        local = threading.local()
 
         def send(item: tuple[Agent, list[dict[str, Any]]]) -> int:
             agent, records = item
-            session = getattr(local, "session", None) or requests.Session()
-            local.session = session
-            answer = session.post(
+            # A new connection per batch, as an agent pushing once per run makes one.
+            answer = requests.post(
                 base + "/api/v1/evidence",
                 json={"records": records},
                 headers={"Authorization": f"Bearer {agent.token}"},
@@ -248,6 +249,12 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--agents", type=int, default=200)
     parser.add_argument("--batch", type=int, default=100)
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=2,
+        help="store worker processes for the PostgreSQL run (SQLite: 1)",
+    )
     args = parser.parse_args()
     size = len(canonical(Agent().batch(1)[0]))
     print(
@@ -267,7 +274,9 @@ def main() -> None:
             connection.execute(text(f'CREATE SCHEMA "{schema}"'))
         pg_url = POSTGRES + ("&" if "?" in POSTGRES else "?") + f"options=-csearch_path%3D{schema}"
         try:
-            rates = measure(pg_url, [Agent() for _ in range(args.agents)], args.batch, Path(state))
+            rates = measure(
+                pg_url, [Agent() for _ in range(args.agents)], args.batch, Path(state), args.workers
+            )
         finally:
             with admin.begin() as connection:
                 connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))

@@ -126,6 +126,12 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=8443)
     serve.add_argument("--tls-cert", type=Path, metavar="FILE")
     serve.add_argument("--tls-key", type=Path, metavar="FILE")
+    serve.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="worker processes (use the cores; each has its own pool)",
+    )
     serve.add_argument("--state-dir", type=Path, metavar="DIR")
 
     store = commands.add_parser("store", help="store administration")

@@ -9,6 +9,8 @@ import sys
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tillsyn.agent.evidence import canonical, jsonable, record_hash, timestamp
 
@@ -134,3 +136,34 @@ def test_one_pass_canonical_form_and_hash_equal_the_two_pass_ones() -> None:
         full, content_hash = canonical_and_hash(record)
         assert full == canonical(record)
         assert content_hash == record_hash(record)
+
+
+JSON_VALUES = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**53) + 1, max_value=2**53 - 1)
+    | st.text()
+    | st.floats(allow_nan=False, allow_infinity=False),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4)
+    ),
+    max_leaves=20,
+)
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.dictionaries(st.text(max_size=8), JSON_VALUES, max_size=6))
+def test_fast_canonical_form_is_byte_identical_to_rfc_8785(value: dict[str, object]) -> None:
+    import rfc8785
+
+    assert canonical(value) == bytes(rfc8785.dumps(value))
+
+
+@pytest.mark.parametrize(
+    "number",
+    [2.0**53, 2.0**60, 1e21, 1e16, 9999999999999998.0, 1e-4, 9.9e-5, 0.1, -0.0, 123456.789],
+)
+def test_fast_canonical_form_agrees_at_the_float_boundaries(number: float) -> None:
+    import rfc8785
+
+    assert canonical({"n": number}) == bytes(rfc8785.dumps({"n": number}))

@@ -76,7 +76,9 @@ def test_agent_killed_mid_push_resumes_without_loss_or_duplicates(
         assert report.error is None
         assert report.remaining == 0
         assert _stored(engine) == total  # everything, once
-        assert report.delivered == total - partly
+        # The batch in flight when the agent died may have been stored after all: the
+        # resumed push then gets it acknowledged as duplicates, never stored twice.
+        assert report.delivered <= total - partly
 
 
 @pytest.fixture

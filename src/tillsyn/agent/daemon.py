@@ -28,11 +28,10 @@ from tillsyn.agent import identity as identity_module
 from tillsyn.agent.catalog import Catalog
 from tillsyn.agent.config import Config, ConfigError
 from tillsyn.agent.localstore import LocalEvidence
-from tillsyn.agent.metrics import AgentMetrics
 from tillsyn.agent.registry import Registry
 from tillsyn.agent.registry import load as load_registry
 from tillsyn.agent.session import facts_factory, run_once
-from tillsyn.agent.storeclient import StoreLink, StoreLinkError, push
+from tillsyn.agent.storelink import StoreLink, StoreLinkError
 from tillsyn.collectors.memory import MEMORY_FILE, FactMemory
 
 STATUS_FILE = "status.json"
@@ -63,7 +62,13 @@ class Daemon:
         self.config: Config = config_module.load(self.registry, config_path)
         self.state_dir = state_dir or self.config.state_dir()
         self.identity = identity_module.load_or_create(self.state_dir)
-        self.metrics = AgentMetrics()
+        # Metrics (and prometheus_client) only when the configuration asks for them;
+        # like the HTTP client, they are not loaded on an agent that does not use them.
+        self.metrics: Any = None
+        if self.config.agent.metrics_listen or self.config.agent.metrics_textfile:
+            from tillsyn.agent.metrics import AgentMetrics
+
+            self.metrics = AgentMetrics()
         self.state = _State()
         self.stop = threading.Event()
         self.reload = threading.Event()
@@ -140,7 +145,8 @@ class Daemon:
             store.close()
             memory.close()
         elapsed = time.monotonic() - started
-        self.metrics.observe_run(summary.records, elapsed, time.time())
+        if self.metrics is not None:
+            self.metrics.observe_run(summary.records, elapsed, time.time())
         for record in summary.records:
             check_id = record["check"]["id"]
             entry = self.state.last_runs.setdefault(check_id, {"statuses": {}})
@@ -161,8 +167,11 @@ class Daemon:
             return  # not enrolled: the evidence stays local
         store = LocalEvidence(self.state_dir)
         try:
+            from tillsyn.agent.storeclient import push  # the HTTP stack, only when enrolled
+
             report = push(store, link, batch_size=self.config.agent.push_batch, attempts=1)
-            self.metrics.outbox.set(report.remaining)
+            if self.metrics is not None:
+                self.metrics.outbox.set(report.remaining)
             if report.remaining > self.config.agent.outbox_warn_records:
                 log.warning(
                     "%d records wait in the outbox (warning threshold %d); nothing is dropped",
@@ -206,14 +215,14 @@ class Daemon:
         temporary = path.with_suffix(".tmp")
         temporary.write_text(json.dumps(status, indent=2, sort_keys=True) + "\n")
         temporary.replace(path)
-        if self.config.agent.metrics_textfile:
+        if self.config.agent.metrics_textfile and self.metrics is not None:
             from prometheus_client import write_to_textfile
 
             write_to_textfile(self.config.agent.metrics_textfile, self.metrics.registry)
 
     def serve_metrics(self) -> None:
         listen = self.config.agent.metrics_listen
-        if not listen:
+        if not listen or self.metrics is None:
             return
         from prometheus_client import start_http_server
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
 import math
 import re
 from collections.abc import Mapping
@@ -49,7 +50,7 @@ def jsonable(value: Any, path: str = "observed") -> Any:
     if value is None or isinstance(value, bool | str):
         return value
     if isinstance(value, int):
-        if abs(value) > 2**53:
+        if abs(value) > _MAX_EXACT:
             raise TypeError(f"{path}: integer {value} is beyond what JSON numbers hold exactly")
         return value
     if isinstance(value, float):
@@ -108,8 +109,65 @@ def find_secret(value: Any, path: str = "evidence") -> str | None:
 
 
 def canonical(body: Mapping[str, Any]) -> bytes:
-    """RFC 8785 canonical JSON bytes of ``body``."""
+    """RFC 8785 canonical JSON bytes of ``body``.
+
+    For the values evidence holds, the C JSON encoder with sorted keys writes RFC 8785
+    exactly once integral floats are written as integers (ECMAScript prints 26.0 as
+    26); :func:`_portable` makes that copy, or returns ``_NOT_PORTABLE`` where the two
+    could differ (floats that ECMAScript writes with an exponent, integers beyond 2**53,
+    characters that sort or escape differently), and those go through the reference
+    implementation. A property test holds both paths to the same bytes.
+    """
+    portable = _portable(body)
+    if portable is not _NOT_PORTABLE:
+        return json.dumps(
+            portable, sort_keys=True, separators=(",", ":"), ensure_ascii=False
+        ).encode("utf-8")
     return bytes(rfc8785.dumps(body))
+
+
+_MAX_EXACT = 2**53 - 1  # the largest integer an IEEE double (a JSON number) holds exactly
+_NOT_PORTABLE = object()
+
+
+def _safe_text(text: str) -> bool:
+    return text.isascii() or all(ord(c) < 0xD800 for c in text)
+
+
+def _portable(value: Any) -> Any:
+    """A copy json.dumps writes exactly as RFC 8785 does, or ``_NOT_PORTABLE``."""
+    kind = type(value)
+    if kind is str:
+        return value if _safe_text(value) else _NOT_PORTABLE
+    if kind is dict:
+        out = {}
+        for key, member in value.items():
+            if type(key) is not str or not _safe_text(key):
+                return _NOT_PORTABLE
+            converted = _portable(member)
+            if converted is _NOT_PORTABLE:
+                return _NOT_PORTABLE
+            out[key] = converted
+        return out
+    if kind is list:
+        items = []
+        for member in value:
+            converted = _portable(member)
+            if converted is _NOT_PORTABLE:
+                return _NOT_PORTABLE
+            items.append(converted)
+        return items
+    if kind is int:
+        return value if -_MAX_EXACT <= value <= _MAX_EXACT else _NOT_PORTABLE
+    if kind is float:
+        if value.is_integer():  # ECMAScript writes 26.0 as 26; beyond 2**53, its own way
+            return int(value) if abs(value) <= _MAX_EXACT else _NOT_PORTABLE
+        # Python's repr and ECMAScript agree (shortest round-trip digits, no exponent)
+        # between 1e-4 and 1e16; outside, their exponent notations differ.
+        return value if 1e-4 <= abs(value) < 1e16 else _NOT_PORTABLE
+    if value is None or kind is bool:
+        return value
+    return _NOT_PORTABLE
 
 
 def record_hash(record: Mapping[str, Any]) -> str:
@@ -118,22 +176,9 @@ def record_hash(record: Mapping[str, Any]) -> str:
     return hashlib.sha256(canonical(body)).hexdigest()
 
 
-def _utf16_order(key: str) -> bytes:
-    return key.encode("utf-16-be")  # RFC 8785 sorts member names by UTF-16 code units
-
-
 def canonical_and_hash(record: Mapping[str, Any]) -> tuple[bytes, str]:
-    """The record's canonical bytes (with ``hash``) and the hash of its content, in one pass.
-
-    Canonical JSON of an object is its members, sorted, each canonicalised on its own, so
-    each member is canonicalised once and both forms are joined from the same parts: half
-    the work of :func:`canonical` plus :func:`record_hash` (the store's hot path).
-    """
-    members = {key: canonical({key: value})[1:-1] for key, value in record.items()}
-    order = sorted(members, key=_utf16_order)
-    content = b"{" + b",".join(members[k] for k in order if k != "hash") + b"}"
-    full = b"{" + b",".join(members[k] for k in order) + b"}"
-    return full, hashlib.sha256(content).hexdigest()
+    """The record's canonical bytes (with ``hash``) and the hash of its content."""
+    return canonical(record), record_hash(record)
 
 
 def seal_message(seal: Mapping[str, Any]) -> bytes:

@@ -10,14 +10,11 @@ push and is reported, with the records still waiting.
 
 from __future__ import annotations
 
-import json
 import logging
-import os
 import random
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import requests
@@ -25,51 +22,23 @@ import requests
 from tillsyn.agent.evidence import b64
 from tillsyn.agent.identity import AgentIdentity
 from tillsyn.agent.localstore import LocalEvidence
+from tillsyn.agent.storelink import StoreLink, StoreLinkError
 
-LINK_FILE = "store.json"
+__all__ = [
+    "PushRefusedError",
+    "PushReport",
+    "StoreLink",
+    "StoreLinkError",
+    "enroll",
+    "fetch_chains",
+    "push",
+]
+
 log = logging.getLogger("tillsyn.push")
-
-
-class StoreLinkError(Exception):
-    """Not enrolled, or the enrolment file cannot be read."""
 
 
 class PushRefusedError(Exception):
     """The store refused a batch (4xx); retrying the same batch would not help."""
-
-
-@dataclass(frozen=True)
-class StoreLink:
-    """Where this agent's store is and the credential it got at enrolment."""
-
-    url: str
-    token: str
-    ca_file: str | None = None
-
-    @property
-    def verify(self) -> str | bool:
-        return self.ca_file or True
-
-    def save(self, state_dir: Path) -> None:
-        path = state_dir / LINK_FILE
-        temporary = path.with_suffix(".tmp")
-        descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(descriptor, "w") as handle:
-            json.dump({"url": self.url, "token": self.token, "ca_file": self.ca_file}, handle)
-        temporary.replace(path)
-
-    @classmethod
-    def load(cls, state_dir: Path) -> StoreLink:
-        path = state_dir / LINK_FILE
-        try:
-            data = json.loads(path.read_text())
-            return cls(str(data["url"]), str(data["token"]), data.get("ca_file"))
-        except FileNotFoundError:
-            raise StoreLinkError(
-                f"not enrolled with a store (no {path}); run `tillsyn enroll URL TOKEN`"
-            ) from None
-        except (OSError, ValueError, KeyError) as exc:
-            raise StoreLinkError(f"{path} is unreadable: {exc}") from exc
 
 
 @dataclass

@@ -262,7 +262,13 @@ def create_app(engine: Engine, catalog: Catalog, settings: StoreSettings | None 
                 raise HTTPException(403, "an agent credential reads only its own evidence")
             agent = who.agent_id
         flt = queries.EvidenceFilter(
-            _control(catalog, control), check, agent, target, status, since, until
+            _with_subpoints(catalog, _control(catalog, control)),
+            check,
+            agent,
+            target,
+            status,
+            since,
+            until,
         )
         try:
             with engine.connect() as connection:
@@ -281,7 +287,7 @@ def create_app(engine: Engine, catalog: Catalog, settings: StoreSettings | None 
     def controls(who: Who, framework: str | None = None) -> list[dict[str, Any]]:
         require(who, tokens.Role.AUDITOR, tokens.Role.ADMIN)
         with engine.connect() as connection:
-            subjects = queries.latest_per_subject(connection, None)
+            subjects = queries.latest_per_subject(connection)
         by_control: dict[str, list[dict[str, Any]]] = {}
         for subject in subjects:
             for control in _rolled_up(catalog, subject["controls"]):
@@ -306,7 +312,7 @@ def create_app(engine: Engine, catalog: Catalog, settings: StoreSettings | None 
         require(who, tokens.Role.AUDITOR, tokens.Role.ADMIN)
         canonical = _control(catalog, control_id) or ""
         with engine.connect() as connection:
-            subjects = queries.latest_per_subject(connection, canonical)
+            subjects = queries.latest_per_subject(connection, _with_subpoints(catalog, canonical))
         return {
             "id": canonical,
             "title": catalog[canonical].title,
@@ -364,6 +370,11 @@ def create_app(engine: Engine, catalog: Catalog, settings: StoreSettings | None 
         return f"ok {datetime.now(UTC).isoformat()}\n"
 
     return _BodyLimit(app, conf.max_request_bytes)
+
+
+def _with_subpoints(catalog: Catalog, control: str | None) -> tuple[str, ...]:
+    """A control and every sub-point under it: what a query on it must find."""
+    return (control, *catalog.descendants(control)) if control else ()
 
 
 def _control(catalog: Catalog, text: str | None) -> str | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from datetime import UTC, datetime, timedelta
 
@@ -21,6 +22,7 @@ def serve(args: argparse.Namespace) -> int:
 
     from tillsyn.agent.catalog import Catalog
     from tillsyn.store.app import create_app
+    from tillsyn.store.asgi import DATABASE_ENV
 
     if bool(args.tls_cert) != bool(args.tls_key):
         print("tillsyn: --tls-cert and --tls-key go together", file=sys.stderr)
@@ -36,15 +38,34 @@ def serve(args: argparse.Namespace) -> int:
         f"tillsyn store: schema version {version} at {engine.url.render_as_string()}",
         file=sys.stderr,
     )
-    uvicorn.run(
-        create_app(engine, Catalog.load()),
-        host=args.host,
-        port=args.port,
-        ssl_certfile=str(args.tls_cert) if args.tls_cert else None,
-        ssl_keyfile=str(args.tls_key) if args.tls_key else None,
-        log_level="info",
-        proxy_headers=False,
-    )
+    certfile = str(args.tls_cert) if args.tls_cert else None
+    keyfile = str(args.tls_key) if args.tls_key else None
+    if args.workers > 1:
+        engine.dispose()
+        os.environ[DATABASE_ENV] = url
+        uvicorn.run(
+            "tillsyn.store.asgi:create",
+            factory=True,
+            workers=args.workers,
+            host=args.host,
+            port=args.port,
+            log_level="info",
+            proxy_headers=False,
+            timeout_graceful_shutdown=10,  # then open keep-alive connections are closed
+            ssl_certfile=certfile,
+            ssl_keyfile=keyfile,
+        )
+    else:
+        uvicorn.run(
+            create_app(engine, Catalog.load()),
+            host=args.host,
+            port=args.port,
+            log_level="info",
+            proxy_headers=False,
+            timeout_graceful_shutdown=10,  # then open keep-alive connections are closed
+            ssl_certfile=certfile,
+            ssl_keyfile=keyfile,
+        )
     return EXIT_OK
 
 

@@ -35,7 +35,7 @@ class FleetCollector(Collector):
 
     def collect(self) -> Iterator[Metric]:
         with self.engine.connect() as connection:
-            subjects = queries.latest_per_subject(connection, None)
+            subjects = queries.latest_per_subject(connection)
             agents = queries.list_agents(connection)
         controls = GaugeMetricFamily(
             "tillsyn_control_compliance_ratio",

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, and_, func, select
+from sqlalchemy import Connection, and_, exists, func, select
 
 from tillsyn.store.schema import agents, evidence, evidence_controls
 
@@ -21,7 +21,8 @@ STALE_FACTOR = 2
 
 @dataclass(frozen=True)
 class EvidenceFilter:
-    control: str | None = None  # canonical id; sub-points roll up to it
+    #: a control and all its sub-points (canonical ids): a record on any of them matches
+    controls: tuple[str, ...] = ()
     check: str | None = None
     agent: str | None = None
     target: str | None = None
@@ -51,15 +52,8 @@ def list_evidence(
     """
     query = select(evidence.c.agent_id, evidence.c.seq, evidence.c.body)
     conditions = []
-    if flt.control:
-        query = query.join(
-            evidence_controls,
-            and_(
-                evidence_controls.c.agent_id == evidence.c.agent_id,
-                evidence_controls.c.seq == evidence.c.seq,
-            ),
-        )
-        conditions.append(evidence_controls.c.control == flt.control)
+    if flt.controls:
+        conditions.append(_mapped_to(flt.controls))
     for column, value in (
         (evidence.c.check_id, flt.check),
         (evidence.c.agent_id, flt.agent),
@@ -86,8 +80,18 @@ def list_evidence(
     return [{"position": row.seq, "record": json.loads(row.body)} for row in page], following
 
 
+def _mapped_to(controls: tuple[str, ...]) -> Any:
+    """Records mapped to any of ``controls`` (the store keeps each record's own ids;
+    the caller expands a heading into its sub-points, so roll-up costs no rows)."""
+    return exists().where(
+        evidence_controls.c.agent_id == evidence.c.agent_id,
+        evidence_controls.c.seq == evidence.c.seq,
+        evidence_controls.c.control.in_(controls),
+    )
+
+
 def latest_per_subject(
-    connection: Connection, control: str | None, now: datetime | None = None
+    connection: Connection, controls: tuple[str, ...] = (), now: datetime | None = None
 ) -> list[dict[str, Any]]:
     """Newest result per (agent, target, check, resource), with ``state`` fresh or stale."""
     moment = now or datetime.now(UTC)
@@ -98,14 +102,8 @@ def latest_per_subject(
         evidence.c.resource,
         func.max(evidence.c.seq).label("seq"),
     ).where(evidence.c.kind == "result")
-    if control:
-        newest = newest.join(
-            evidence_controls,
-            and_(
-                evidence_controls.c.agent_id == evidence.c.agent_id,
-                evidence_controls.c.seq == evidence.c.seq,
-            ),
-        ).where(evidence_controls.c.control == control)
+    if controls:
+        newest = newest.where(_mapped_to(controls))
     newest_sub = newest.group_by(
         evidence.c.agent_id, evidence.c.check_id, evidence.c.target_id, evidence.c.resource
     ).subquery()
