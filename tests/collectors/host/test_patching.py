@@ -10,7 +10,7 @@ import pytest
 
 from tests.conftest import COMMANDS, HOSTS, PINNED_NOW
 from tests.support.recorded import RecordedRunner
-from tillsyn.collectors.errors import FactParseError, FactUnavailable
+from tillsyn.collectors.errors import FactCommandFailed, FactParseError, FactUnavailable
 from tillsyn.collectors.host import HostFacts
 from tillsyn.collectors.host.patching_apt import (
     is_security_origin,
@@ -25,12 +25,24 @@ from tillsyn.collectors.host.patching_dnf import (
     parse_needs_restarting,
     parse_updateinfo,
 )
+from tillsyn.collectors.host.patching_macos import (
+    auto_update_problems,
+    parse_defaults,
+    parse_softwareupdate_list,
+)
 from tillsyn.collectors.host.patching_model import kernel_flavour, version_key
 from tillsyn.collectors.host.patching_os import (
     load_eol_table,
     lookup,
     parse_os_release,
     parse_sw_vers,
+)
+from tillsyn.collectors.host.patching_windows import (
+    AU_KEY,
+    au_policy_problems,
+    key_exists,
+    parse_reg_query,
+    parse_wu_search,
 )
 from tillsyn.collectors.host.patching_zypper import parse_list_patches
 from tillsyn.collectors.memory import FactMemory
@@ -353,3 +365,207 @@ def test_table_without_date_is_refused() -> None:
 
 def test_now_is_aware() -> None:  # the checks subtract dates from it
     assert HostFacts(platform="linux").now.tzinfo == UTC
+
+
+# -- macOS ------------------------------------------------------------------------------
+
+
+def test_softwareupdate_counts_recommended_items_only() -> None:
+    rec = _rec("softwareupdate-list/macos14-recommended-pending")
+    updates = parse_softwareupdate_list(str(rec["stdout"]), str(rec["stderr"]), "su")
+    assert [(u.package, u.candidate) for u in updates] == [
+        ("macOS Sonoma 14.7.1-23H222", "14.7.1"),
+        ("Safari18.1-18.1", "18.1"),
+    ]
+    assert "does not flag security" in updates[0].origins[0]
+
+
+def test_softwareupdate_nothing_new_needs_apples_words() -> None:
+    rec = _rec("softwareupdate-list/macos15-nothing-new")
+    assert parse_softwareupdate_list("", str(rec["stderr"]), "su") == ()
+    with pytest.raises(FactParseError, match="No new software available"):
+        parse_softwareupdate_list("", "Software Update Tool\n\nFinding available software\n", "su")
+
+
+@pytest.mark.parametrize(
+    ("stdout", "says"),
+    [
+        (_out("softwareupdate-list/macos-truncated"), "cut off after a label"),
+        ("* Label: X\n", "unexpected line before the list"),
+        (
+            "Software Update found the following new or updated software:\n"
+            "\tTitle: X, Version: 1\n",
+            "unexpected line",
+        ),
+        (
+            "Software Update found the following new or updated software:\n"
+            "* Label: A\n* Label: B\n",
+            "label without details",
+        ),
+        ("garbage\n", "unexpected line before the list"),
+    ],
+)
+def test_malformed_softwareupdate_is_a_parse_error(stdout: str, says: str) -> None:
+    with pytest.raises(FactParseError, match=says):
+        parse_softwareupdate_list(stdout, "", "softwareupdate --list")
+
+
+def test_defaults_reads_top_level_keys_and_skips_nested_values() -> None:
+    values = parse_defaults(_out("defaults-read-softwareupdate/macos14-install-off"), "d")
+    assert values["AutomaticallyInstallMacOSUpdates"] == "0"
+    assert values["LastSuccessfulDate"] == "2026-11-22 08:14:02 +0000"
+    assert "RecommendedUpdates" not in values and "Identifier" not in values
+    settings, problems = auto_update_problems(values, "d")
+    assert settings["AutomaticDownload"] == "unset"
+    assert problems == [
+        "AutomaticDownload is not set (read as not enabled)",
+        "AutomaticallyInstallMacOSUpdates is 0",
+    ]
+
+
+def test_all_keys_on_has_no_problems() -> None:
+    values = parse_defaults(_out("defaults-read-softwareupdate/macos14-all-enabled"), "d")
+    assert auto_update_problems(values, "d")[1] == []
+
+
+def test_missing_keys_are_never_read_as_on() -> None:
+    settings, problems = auto_update_problems({}, "d")
+    assert set(settings.values()) == {"unset"} and len(problems) == 5
+
+
+@pytest.mark.parametrize(
+    ("stdout", "says"),
+    [
+        (_out("defaults-read-softwareupdate/macos-truncated"), "not a plist dictionary"),
+        ("", "not a plist dictionary"),
+        ("{\n    this is not a key\n}\n", "unexpected line"),
+        ("{\n    A = (\n}\n", "cut off inside a value"),
+        ("{\n    A = );\n}\n", "unterminated value"),
+    ],
+)
+def test_malformed_defaults_is_a_parse_error(stdout: str, says: str) -> None:
+    with pytest.raises(FactParseError, match=says):
+        parse_defaults(stdout, "defaults read")
+
+
+def test_defaults_value_other_than_0_or_1_is_an_error() -> None:
+    with pytest.raises(FactParseError, match="neither 0 nor 1"):
+        auto_update_problems({"AutomaticCheckEnabled": "YES"}, "d")
+
+
+# -- Windows ----------------------------------------------------------------------------
+
+
+def test_wu_search_keeps_rated_and_security_category_updates() -> None:
+    updates = parse_wu_search(
+        _out("powershell-wu-search/win11-critical-important-pending"), "", "ps"
+    )
+    assert [(u.package, u.severity) for u in updates] == [
+        ("KB5068861", "critical"),
+        ("KB5068520", "important"),
+    ]
+    assert updates[0].first_seen == datetime(2026, 11, 11, 18, 0, tzinfo=UTC)
+    assert updates[0].origins == ("Security Updates", "Windows 11")
+    item = (
+        '{"Title":"T","KBArticleIDs":null,"MsrcSeverity":null,'
+        '"Categories":"Security Updates","LastDeploymentChangeTime":"2026-11-01T00:00:00Z"}'
+    )
+    (single,) = parse_wu_search(item, "", "ps")  # a single unwrapped object, no KB
+    assert single.package == "T" and single.severity is None
+
+
+@pytest.mark.parametrize("stdout", ["", "[]\r\n", "\r\n"])
+def test_wu_search_empty_output_is_nothing_pending(stdout: str) -> None:
+    assert parse_wu_search(stdout, "", "ps") == ()
+
+
+@pytest.mark.parametrize(
+    ("stdout", "stderr", "says"),
+    [
+        ("", "Exception from HRESULT: 0x8024402C", "0x8024402C"),
+        ("Exception from HRESULT: 0x80072EE2", "", "HRESULT"),
+        (_out("powershell-wu-search/win11-not-json"), "", "not JSON"),
+        ('[{"Title":"x"}]', "", "update without"),
+        ("[1]", "", "not a JSON object"),
+        (
+            '[{"Title":"x","KBArticleIDs":[],"MsrcSeverity":"Severe","Categories":[],'
+            '"LastDeploymentChangeTime":"2026-11-01T00:00:00Z"}]',
+            "",
+            "unknown MsrcSeverity",
+        ),
+        (
+            '[{"Title":"x","KBArticleIDs":[],"MsrcSeverity":"Low","Categories":[],'
+            '"LastDeploymentChangeTime":"/Date(1700000000000)/"}]',
+            "",
+            "not a UTC time",
+        ),
+        (
+            '[{"Title":"x","KBArticleIDs":[1],"MsrcSeverity":"Low","Categories":[],'
+            '"LastDeploymentChangeTime":"2026-11-01T00:00:00Z"}]',
+            "",
+            "not a list of strings",
+        ),
+    ],
+)
+def test_malformed_wu_search_is_a_parse_error(stdout: str, stderr: str, says: str) -> None:
+    with pytest.raises(FactParseError, match=says):
+        parse_wu_search(stdout, stderr, "ps")
+
+
+def test_reg_query_values_and_policy() -> None:
+    values = parse_reg_query(_out("reg-query-au-policy/win11-auoptions-4"), AU_KEY, "reg", "f")
+    assert values["AUOptions"] == ("REG_DWORD", "0x4")
+    assert au_policy_problems(values, "reg")[1] == []
+    assert au_policy_problems(None, "reg") == (
+        {"policy": "no policy: Windows Update defaults apply"},
+        [],
+    )
+    settings, problems = au_policy_problems({"NoAutoUpdate": ("REG_DWORD", "0x0")}, "reg")
+    assert problems == [] and "defaults apply" in settings["policy"]
+    assert au_policy_problems({"AUOptions": ("REG_DWORD", "0x5")}, "reg")[1] == [
+        "AUOptions is 0x5 (the local administrator chooses)"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("stdout", "says"),
+    [
+        ("", "does not start with"),
+        ("\r\nHKEY_LOCAL_MACHINE\\SOFTWARE\\Other\r\n", "does not start with"),
+        (
+            "\r\nHKEY_LOCAL_MACHINE\\SOFTWARE\\Policies\\Microsoft\\Windows\\WindowsUpdate\\AU\r\n"
+            "garbage\r\n",
+            "unexpected line",
+        ),
+    ],
+)
+def test_malformed_reg_query_is_a_parse_error(stdout: str, says: str) -> None:
+    with pytest.raises(FactParseError, match=says):
+        parse_reg_query(stdout, AU_KEY, "reg", "f")
+
+
+def test_reg_query_exit_codes() -> None:
+    absent = _rec("reg-query-rebootrequired/win11-absent")
+    assert key_exists(1, str(absent["stderr"]), ["reg"], "f") is False
+    assert key_exists(0, "", ["reg"], "f") is True
+    denied = _rec("reg-query-rebootrequired/win11-access-denied")
+    with pytest.raises(FactCommandFailed, match="Access is denied"):
+        key_exists(1, str(denied["stderr"]), ["reg"], "f")
+
+
+def test_windows_first_seen_is_the_earlier_of_memory_and_release() -> None:
+    memory = FactMemory()
+    memory.record_first_seen(
+        "patch.pending.windows-update", "KB5068520", PINNED_NOW - timedelta(days=9)
+    )
+    facts = HostFacts(
+        runner=RecordedRunner.from_files(
+            [COMMANDS / "powershell-wu-search/win11-critical-important-pending.json"]
+        ),
+        platform="win32",
+        now=PINNED_NOW,
+        memory=memory,
+    )
+    found = {u.package: u for u in facts.pending_security_updates().updates}
+    assert found["KB5068520"].first_seen == PINNED_NOW - timedelta(days=9)  # memory earlier
+    assert found["KB5068861"].first_seen == datetime(2026, 11, 11, 18, 0, tzinfo=UTC)

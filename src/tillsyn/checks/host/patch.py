@@ -8,14 +8,28 @@ answered. For apt it also judges the package lists: a pass from month-old lists 
 nothing, so lists older than ``max_index_age_days`` (by the signed Date of the newest
 Release file), or lists without a security suite, fail on their own.
 
+On macOS every *recommended* ``softwareupdate --list`` item counts as a pending security
+update (Apple does not flag security updates separately; the evidence says so), with the
+default ``sla_days``. On Windows the Windows Update Agent's pending software updates that
+Microsoft rates (MsrcSeverity) or files under "Security Updates" count, severity-rated
+like dnf's; an update's first sighting is never later than Microsoft's release of it.
+
 ``host.patch.reboot_required`` passes when the running kernel is the newest installed one
 of its flavour and, on Debian/Ubuntu, /run/reboot-required is absent (RHEL family:
 ``needs-restarting -r`` says no reboot is needed). A kernel that is not packaged here
 (containers, VMs booted with an external kernel) is not applicable, with that reason.
+Windows: fails while Windows Update's RebootRequired registry key exists. macOS: not
+applicable (no separately installed kernels; an update that needs a restart is still
+pending and reported by ``host.patch.security_updates``).
 
 ``host.patch.auto_updates`` passes when security updates are installed without a person:
 unattended-upgrades installed, enabled in APT::Periodic with a security origin and its
 timers enabled (Debian/Ubuntu), or dnf-automatic set to apply updates (RHEL family).
+macOS: AutomaticCheckEnabled, AutomaticDownload, AutomaticallyInstallMacOSUpdates,
+CriticalUpdateInstall and ConfigDataInstall all 1 in /Library/Preferences/
+com.apple.SoftwareUpdate (a missing key is read as not enabled). Windows: the Automatic
+Updates policy does not set NoAutoUpdate and its AUOptions is 4 (download and install on a
+schedule), or there is no policy and Windows Update's defaults apply (said in the result).
 
 ``host.patch.os_supported`` passes while the OS release is inside its vendor's support per
 the shipped end-of-life table, and fails once support has ended or ends within
@@ -41,6 +55,14 @@ from tillsyn.collectors.host.patching_model import (
     PendingUpdate,
     kernel_flavour,
     version_key,
+)
+
+APPLE_NOTE = (
+    "Apple does not flag security updates separately: every recommended softwareupdate item "
+    "is counted as a pending security update"
+)
+WINDOWS_REBOOT_KEY = (
+    r"HKLM\SOFTWARE\Microsoft\Windows\CurrentVersion\WindowsUpdate\Auto Update\RebootRequired"
 )
 
 
@@ -126,9 +148,13 @@ def _index_result(facts: HostFacts, index: PackageIndex, p: SecurityUpdatesParam
         "host.patch.package_index",
         "host.patch.pending_security_updates",
     ),
-    needs=("run apt-get -s / dnf -C / zypper --no-refresh (no root needed for apt and dnf)",),
+    needs=(
+        "run apt-get -s / dnf -C / zypper --no-refresh (no root needed for apt and dnf); "
+        "softwareupdate --list on macOS; PowerShell and the Windows Update Agent on Windows",
+    ),
     remediation="Install the pending security updates (apt-get upgrade, dnf upgrade --security, "
-    "zypper patch --category security) and keep the package index refreshed daily.",
+    "zypper patch --category security, softwareupdate --install --recommended, Windows "
+    "Update) and keep the package index refreshed daily.",
 )
 def security_updates(facts: HostFacts, p: SecurityUpdatesParams) -> Iterator[Result]:
     try:
@@ -161,23 +187,30 @@ def security_updates(facts: HostFacts, p: SecurityUpdatesParams) -> Iterator[Res
             observed={**answered, "metadata_age_days": round(age.total_seconds() / 86400, 2)},
             expected={"max_age_days": p.max_index_age_days},
         )
+    if found.manager == "softwareupdate":
+        answered["note"] = APPLE_NOTE
     if not found.updates:
+        nothing = "no pending security updates"
+        if found.manager == "softwareupdate":
+            nothing = "no pending recommended updates (Apple does not flag security separately)"
         yield Result.passed(
             Resource("package_manager", found.manager),
-            f"{found.manager}: no pending security updates",
+            f"{found.manager}: {nothing}",
             observed={**answered, "pending": 0},
         )
         return
     for update in found.updates:
         first_seen = update.first_seen or facts.now
-        age = facts.now - first_seen
-        sla = _sla(update, p)
-        if update.candidate and update.installed:
+        if found.manager == "softwareupdate":
+            what = f"recommended update to {update.candidate or 'a new version'}"
+        elif update.candidate and update.installed:
             what = f"security update {update.installed} -> {update.candidate}"
         elif update.candidate:
             what = f"security update to {update.candidate}"
         else:
             what = f"security patch from {', '.join(update.origins)}"
+        age = facts.now - first_seen
+        sla = _sla(update, p)
         rated = f" ({update.severity})" if update.severity else ""
         yield Result.judge(
             age <= timedelta(days=sla),
@@ -218,11 +251,24 @@ def security_updates(facts: HostFacts, p: SecurityUpdatesParams) -> Iterator[Res
         "host.patch.reboot_flag",
         "host.patch.needs_restarting",
     ),
-    needs=("read /proc, /boot and /run; needs-restarting (dnf-utils) on the RHEL family",),
+    needs=(
+        "read /proc, /boot and /run; needs-restarting (dnf-utils) on the RHEL family; "
+        "reg query on Windows",
+    ),
     remediation="Reboot the host in its next maintenance window so that the installed kernel "
     "and libraries are the ones running.",
 )
 def reboot_required(facts: HostFacts, p: NoParams) -> Iterator[Result]:
+    if facts.platform == "darwin":
+        yield Result.not_applicable(
+            TARGET,
+            "macOS has no separately installed kernels to compare; an update that needs a "
+            "restart is still pending and reported by host.patch.security_updates",
+        )
+        return
+    if facts.platform == "win32":
+        yield _windows_reboot_result(facts)
+        return
     if facts.platform != "linux":
         yield Result.errored(TARGET, f"not implemented for platform {facts.platform}")
         return
@@ -268,6 +314,23 @@ def reboot_required(facts: HostFacts, p: NoParams) -> Iterator[Result]:
             observed={"reboot_required": needed, "updated_since_boot": list(reasons)},
             expected={"reboot_required": False},
         )
+
+
+def _windows_reboot_result(facts: HostFacts) -> Result:
+    resource = Resource("reboot_flag", WINDOWS_REBOOT_KEY)
+    try:
+        flag = facts.reboot_flag()
+    except FactError as exc:
+        return Result.errored(resource, f"could not read Windows Update's reboot key: {exc}")
+    return Result.judge(
+        not flag.present,
+        resource,
+        "Windows Update's RebootRequired key exists: a reboot is pending"
+        if flag.present
+        else "Windows Update's RebootRequired key is absent: no update waits for a reboot",
+        observed={"present": flag.present},
+        expected={"present": False},
+    )
 
 
 def _kernel_result(facts: HostFacts) -> Result:
@@ -332,11 +395,15 @@ def _kernel_result(facts: HostFacts) -> Result:
     severity="medium",
     interval="1d",
     facts=("host.patch.package_manager", "host.patch.auto_updates"),
-    needs=("run apt-config, dpkg-query and systemctl is-enabled; read /etc/dnf",),
+    needs=(
+        "run apt-config, dpkg-query and systemctl is-enabled; read /etc/dnf; "
+        "defaults read on macOS; reg query on Windows",
+    ),
     remediation="Debian/Ubuntu: apt-get install unattended-upgrades and dpkg-reconfigure "
     "unattended-upgrades. RHEL family: dnf install dnf-automatic, set apply_updates = yes and "
     "upgrade_type = security in /etc/dnf/automatic.conf, systemctl enable --now "
-    "dnf-automatic.timer.",
+    "dnf-automatic.timer. macOS: turn on every Automatic updates option (or set the keys "
+    "with defaults write or a profile). Windows: remove NoAutoUpdate and set AUOptions to 4.",
 )
 def auto_updates(facts: HostFacts, p: NoParams) -> Iterator[Result]:
     try:
@@ -352,9 +419,11 @@ def auto_updates(facts: HostFacts, p: NoParams) -> Iterator[Result]:
             observed={"settings": found.settings, "problems": list(found.problems)},
         )
         return
+    note = found.settings.get("policy")
     yield Result.passed(
         resource,
-        f"{found.mechanism} installs security updates automatically",
+        f"{found.mechanism} installs security updates automatically"
+        + (f" ({note})" if note else ""),
         observed={"settings": found.settings},
     )
 

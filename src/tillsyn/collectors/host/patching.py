@@ -6,6 +6,10 @@ dnf and zypper read their caches), through :meth:`cached_command` so that slow q
 are reused for the configured interval; every answer keeps when it was produced. The
 managers do not say since when an update has been pending, so each pending update's
 first sighting is kept in the agent's memory (namespace ``patch.pending.<manager>``).
+
+macOS (``softwareupdate``, see :mod:`.patching_macos`) and Windows (the Windows Update
+Agent and the registry, see :mod:`.patching_windows`) answer the same facts; their
+"package manager" is ``softwareupdate`` and ``windows-update``.
 """
 
 from __future__ import annotations
@@ -18,9 +22,10 @@ from tillsyn.collectors.errors import (
     FactCommandFailed,
     FactParseError,
     FactPermissionDenied,
+    FactTimeout,
     FactUnavailable,
 )
-from tillsyn.collectors.host._base import LINUX, MACOS, HostBase
+from tillsyn.collectors.host._base import LINUX, MACOS, WINDOWS, HostBase
 from tillsyn.collectors.host.patching_apt import (
     parse_apt_config,
     parse_apt_simulation,
@@ -34,6 +39,14 @@ from tillsyn.collectors.host.patching_dnf import (
     parse_needs_restarting,
     parse_updateinfo,
     refuse_ignored_repositories,
+)
+from tillsyn.collectors.host.patching_macos import (
+    DEFAULTS_READ,
+    PREFS_DOMAIN,
+    SOFTWAREUPDATE_LIST,
+    auto_update_problems,
+    parse_defaults,
+    parse_softwareupdate_list,
 )
 from tillsyn.collectors.host.patching_model import (
     AutoUpdates,
@@ -50,6 +63,16 @@ from tillsyn.collectors.host.patching_os import (
     lookup,
     parse_os_release,
     parse_sw_vers,
+)
+from tillsyn.collectors.host.patching_windows import (
+    AU_KEY,
+    POWERSHELL_WU,
+    REBOOT_KEY,
+    WU_CALL,
+    au_policy_problems,
+    key_exists,
+    parse_reg_query,
+    parse_wu_search,
 )
 from tillsyn.collectors.host.patching_zypper import OK_CODES as ZYPPER_OK
 from tillsyn.collectors.host.patching_zypper import parse_list_patches
@@ -122,8 +145,13 @@ class PatchFacts(HostBase):
 
     @fact("host.patch.package_manager")
     def package_manager(self) -> str:
-        """apt, dnf (yum on RHEL 7) or zypper, from the family os-release names."""
+        """apt, dnf (yum on RHEL 7) or zypper, from the family os-release names;
+        softwareupdate on macOS, windows-update on Windows."""
         fact_name = "host.patch.package_manager"
+        if self.platform == MACOS:
+            return "softwareupdate"
+        if self.platform == WINDOWS:
+            return "windows-update"
         self.require_linux(fact_name)
         release = self.os_release()
         for word in (release.id, *release.id_like):
@@ -163,11 +191,19 @@ class PatchFacts(HostBase):
             found = self._apt_pending()
         elif manager == "dnf":
             found = self._dnf_pending()
+        elif manager == "softwareupdate":
+            found = self._softwareupdate_pending()
+        elif manager == "windows-update":
+            found = self._windows_update_pending()
         else:
             found = self._zypper_pending()
         keys = {update_key(manager, u): u for u in found.updates}
         seen = self.memory.first_seen(f"patch.pending.{manager}", keys, self.now)
-        updates = tuple(replace(u, first_seen=seen[k]) for k, u in sorted(keys.items()))
+        # A parser may know an earlier bound (Windows: when Microsoft released the update).
+        updates = tuple(
+            replace(u, first_seen=min(seen[k], u.first_seen) if u.first_seen else seen[k])
+            for k, u in sorted(keys.items())
+        )
         return replace(found, updates=updates)
 
     def _apt_pending(self) -> PendingUpdates:
@@ -221,6 +257,29 @@ class PatchFacts(HostBase):
         updates = parse_list_patches(result.stdout, result.stderr, result.returncode, call)
         return PendingUpdates("zypper", call, updates, cached.collected_at, cached.reused)
 
+    def _softwareupdate_pending(self) -> PendingUpdates:
+        fact_name = "host.patch.pending_security_updates"
+        call = " ".join(SOFTWAREUPDATE_LIST)
+        cached = self.cached_command(fact_name, SOFTWAREUPDATE_LIST)
+        result = cached.result
+        updates = parse_softwareupdate_list(result.stdout, result.stderr, call)
+        return PendingUpdates("softwareupdate", call, updates, cached.collected_at, cached.reused)
+
+    def _windows_update_pending(self) -> PendingUpdates:
+        fact_name = "host.patch.pending_security_updates"
+        try:
+            cached = self.cached_command(fact_name, POWERSHELL_WU)
+        except FactCommandFailed as exc:
+            # The argv holds the whole script: name the call briefly instead.
+            raise FactCommandFailed(fact_name, [WU_CALL], exc.returncode, exc.stderr) from exc
+        except (FactUnavailable, FactPermissionDenied, FactTimeout) as exc:
+            raise type(exc)(fact_name, WU_CALL, exc.reason) from exc
+        result = cached.result
+        updates = parse_wu_search(result.stdout, result.stderr, WU_CALL)
+        return PendingUpdates(
+            "windows-update", WU_CALL, updates, cached.collected_at, cached.reused
+        )
+
     # -- reboot -----------------------------------------------------------------------
 
     @fact("host.patch.kernel_state")
@@ -263,8 +322,13 @@ class PatchFacts(HostBase):
 
     @fact("host.patch.reboot_flag")
     def reboot_flag(self) -> RebootFlag:
-        """Debian/Ubuntu: /run/reboot-required, written by kernel and library upgrades."""
+        """Debian/Ubuntu: /run/reboot-required, written by kernel and library upgrades.
+        Windows: Windows Update's RebootRequired registry key."""
         fact_name = "host.patch.reboot_flag"
+        if self.platform == WINDOWS:
+            argv = ["reg", "query", REBOOT_KEY]
+            result = self.command(fact_name, argv, ok_codes=(0, 1))
+            return RebootFlag(key_exists(result.returncode, result.stderr, argv, fact_name))
         self.require_linux(fact_name)
         if not self.path("/run/reboot-required").exists():
             return RebootFlag(False)
@@ -303,6 +367,10 @@ class PatchFacts(HostBase):
             return self._unattended_upgrades()
         if manager == "dnf":
             return self._dnf_automatic()
+        if manager == "softwareupdate":
+            return self._macos_automatic()
+        if manager == "windows-update":
+            return self._windows_automatic()
         raise FactUnavailable(
             fact_name, manager, f"automatic updates are not implemented for {manager} yet"
         )
@@ -368,3 +436,30 @@ class PatchFacts(HostBase):
                 f"{conf['apply_updates']}, so updates are only downloaded or reported"
             )
         return AutoUpdates("dnf-automatic", {**timers, **conf}, tuple(problems))
+
+    def _macos_automatic(self) -> AutoUpdates:
+        """The Software Update preferences; a missing file or key counts as not enabled."""
+        fact_name = "host.patch.auto_updates"
+        call = " ".join(DEFAULTS_READ)
+        result = self.command(fact_name, DEFAULTS_READ, ok_codes=(0, 1))
+        if result.returncode == 1:
+            if "does not exist" not in result.stderr:
+                raise FactCommandFailed(fact_name, DEFAULTS_READ, 1, result.stderr)
+            values: dict[str, str] = {}
+        else:
+            values = parse_defaults(result.stdout, call)
+        settings, problems = auto_update_problems(values, call)
+        if not values:
+            settings["preferences"] = f"{PREFS_DOMAIN} does not exist"
+        return AutoUpdates("macOS Software Update", settings, tuple(problems))
+
+    def _windows_automatic(self) -> AutoUpdates:
+        """The Automatic Updates group policy; no policy key means Windows' defaults."""
+        fact_name = "host.patch.auto_updates"
+        argv = ["reg", "query", AU_KEY]
+        result = self.command(fact_name, argv, ok_codes=(0, 1))
+        values = None
+        if key_exists(result.returncode, result.stderr, argv, fact_name):
+            values = parse_reg_query(result.stdout, AU_KEY, " ".join(argv), fact_name)
+        settings, problems = au_policy_problems(values, " ".join(argv))
+        return AutoUpdates("Windows Update", settings, tuple(problems))
