@@ -139,11 +139,27 @@ def _parser() -> argparse.ArgumentParser:
     token = store_commands.add_parser("token", help="tokens")
     token_commands = token.add_subparsers(dest="token_command", required=True, metavar="ACTION")
     create = token_commands.add_parser("create", help="print a new token (shown only once)")
-    create.add_argument("--role", required=True, choices=["enrol", "auditor", "admin"])
+    create.add_argument(
+        "--role",
+        required=True,
+        choices=["agent", "enrol", "auditor", "admin"],
+        help="agent (or enrol): a one-time token one agent enrols with; auditor: reads "
+        "everything; admin: manages tokens and agents",
+    )
     create.add_argument("--expires", metavar="DURATION", help="e.g. 24h, 30d (default: never)")
     create.add_argument("--note", default="")
     create.add_argument("--database", metavar="URL")
     create.add_argument("--state-dir", type=Path, metavar="DIR")
+    listed = token_commands.add_parser(
+        "list", help="every token: id, role, agent, expiry, revocation (never secrets)"
+    )
+    listed.add_argument("--json", action="store_true", help="one JSON object per token")
+    listed.add_argument("--database", metavar="URL")
+    listed.add_argument("--state-dir", type=Path, metavar="DIR")
+    revoke = token_commands.add_parser("revoke", help="revoke a token or an agent credential")
+    revoke.add_argument("token_id", metavar="TOKEN_ID", help="the id `token list` shows")
+    revoke.add_argument("--database", metavar="URL")
+    revoke.add_argument("--state-dir", type=Path, metavar="DIR")
     keep = store_commands.add_parser(
         "retention", help="remove evidence older than an age (and record what was removed)"
     )

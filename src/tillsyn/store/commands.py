@@ -1,8 +1,9 @@
-"""Store commands: ``tillsyn serve`` and ``tillsyn store token create``."""
+"""Store commands: ``tillsyn serve``, ``tillsyn store token create|list|revoke``, retention."""
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 from datetime import UTC, datetime, timedelta
@@ -72,6 +73,9 @@ def serve(args: argparse.Namespace) -> int:
 def token_create(args: argparse.Namespace) -> int:
     """Print a new token straight from the database (for the first admin, or scripts)."""
     url = url_for(args.database, args.state_dir or default_state_dir())
+    # "agent" is what an operator asks for; the token itself may only enrol one agent,
+    # which then gets its own agent credential.
+    role = "enrol" if args.role == "agent" else args.role
     try:
         expires = (
             datetime.now(UTC) + timedelta(seconds=parse_duration(args.expires))
@@ -85,14 +89,65 @@ def token_create(args: argparse.Namespace) -> int:
         engine = open_engine(url)
         migrate(engine)
         with engine.begin() as connection:
-            token = tokens.create(
-                connection, tokens.Role(args.role), expires_at=expires, note=args.note
-            )
-        audit.record(engine, "cli", "token_created", role=args.role, token_id=token.split("_")[1])
+            token = tokens.create(connection, tokens.Role(role), expires_at=expires, note=args.note)
+        audit.record(engine, "cli", "token_created", role=role, token_id=token.split("_")[1])
     except SQLAlchemyError as exc:
         print(f"tillsyn: cannot open the store database: {exc}", file=sys.stderr)
         return EXIT_FAILED
     print(token)
+    return EXIT_OK
+
+
+def token_list(args: argparse.Namespace) -> int:
+    """Show every token an admin manages; secrets and their hashes never leave the store."""
+    url = url_for(args.database, args.state_dir or default_state_dir())
+    try:
+        engine = open_engine(url)
+        migrate(engine)
+        with engine.connect() as connection:
+            found = tokens.listing(connection)
+    except SQLAlchemyError as exc:
+        print(f"tillsyn: cannot open the store database: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    now = datetime.now(UTC).isoformat()
+    for info in found:
+        state = (
+            f"revoked {info.revoked_at}"
+            if info.revoked_at
+            else f"expired {info.expires_at}"
+            if info.expires_at and info.expires_at <= now
+            else "active"
+        )
+        if args.json:
+            print(json.dumps({**info.__dict__, "state": state.split()[0]}, sort_keys=True))
+            continue
+        print(
+            f"{info.token_id}  {info.role:<7}  {state:<40}  "
+            f"agent={info.agent_id or '-'}  expires={info.expires_at or 'never'}  {info.note}"
+        )
+    return EXIT_OK
+
+
+def token_revoke(args: argparse.Namespace) -> int:
+    """Revoke one token; an agent whose credential is revoked must enrol again."""
+    url = url_for(args.database, args.state_dir or default_state_dir())
+    try:
+        engine = open_engine(url)
+        migrate(engine)
+        with engine.begin() as connection:
+            done = tokens.revoke(connection, args.token_id)
+        if done:
+            audit.record(engine, "cli", "token_revoked", token_id=args.token_id)
+    except SQLAlchemyError as exc:
+        print(f"tillsyn: cannot open the store database: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    if not done:
+        print(
+            f"tillsyn: no active token {args.token_id!r} (unknown or already revoked)",
+            file=sys.stderr,
+        )
+        return EXIT_FAILED
+    print(f"token {args.token_id} revoked")
     return EXIT_OK
 
 
@@ -133,4 +188,5 @@ def retention(args: argparse.Namespace) -> int:
 def store_admin(args: argparse.Namespace) -> int:
     if args.store_command == "retention":
         return retention(args)
-    return token_create(args)
+    actions = {"list": token_list, "revoke": token_revoke, "create": token_create}
+    return actions[args.token_command](args)

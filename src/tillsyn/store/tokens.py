@@ -91,6 +91,35 @@ def authenticate(connection: Connection, token: str, now: datetime | None = None
     return Principal(row.token_id, Role(row.role), row.agent_id)
 
 
+@dataclass(frozen=True)
+class TokenInfo:
+    """What an admin may see of a token: never its secret or the secret's hash."""
+
+    token_id: str
+    role: str
+    agent_id: str | None
+    created_at: str
+    expires_at: str | None
+    revoked_at: str | None
+    note: str
+
+
+def listing(connection: Connection) -> list[TokenInfo]:
+    """Every token, oldest first, for ``tillsyn store token list``."""
+    rows = connection.execute(
+        select(
+            tokens.c.token_id,
+            tokens.c.role,
+            tokens.c.agent_id,
+            tokens.c.created_at,
+            tokens.c.expires_at,
+            tokens.c.revoked_at,
+            tokens.c.note,
+        ).order_by(tokens.c.created_at, tokens.c.token_id)
+    )
+    return [TokenInfo(*row) for row in rows]
+
+
 def revoke(connection: Connection, token_id: str, now: datetime | None = None) -> bool:
     """Revoke a token; False when it does not exist or was already revoked."""
     result = connection.execute(
