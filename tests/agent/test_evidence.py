@@ -167,3 +167,24 @@ def test_fast_canonical_form_agrees_at_the_float_boundaries(number: float) -> No
     import rfc8785
 
     assert canonical({"n": number}) == bytes(rfc8785.dumps({"n": number}))
+    from tillsyn.agent.evidence import canonical_and_hash
+
+    nested = {"a": [number, {"b": number}], "hash": "x"}
+    assert canonical_and_hash(nested)[0] == bytes(rfc8785.dumps(nested))
+
+
+@settings(max_examples=1000, deadline=None)
+@given(st.dictionaries(st.text(max_size=8), JSON_VALUES, max_size=6), st.text(max_size=70))
+def test_one_walk_forms_equal_the_reference_forms(value: dict[str, object], digest: str) -> None:
+    """What the store keeps and checks is what RFC 8785 gives, with or without ``hash``."""
+    import hashlib
+
+    import rfc8785
+
+    from tillsyn.agent.evidence import canonical_and_hash
+
+    record = {**value, "hash": digest}
+    full, content_hash = canonical_and_hash(record)
+    assert full == bytes(rfc8785.dumps(record))
+    without = {k: v for k, v in record.items() if k != "hash"}
+    assert content_hash == hashlib.sha256(bytes(rfc8785.dumps(without))).hexdigest()
