@@ -23,6 +23,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+import psutil
 import psycopg
 import requests
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -152,6 +153,24 @@ def _serve(url: str, state: Path, workers: int) -> tuple[subprocess.Popen[bytes]
     raise RuntimeError("store did not start")
 
 
+def _cpu_seconds(store: psutil.Process) -> dict[str, float]:
+    """CPU seconds used so far by the store (with its workers), PostgreSQL, and this process."""
+
+    def used(process: psutil.Process) -> float:
+        try:
+            times = process.cpu_times()
+        except psutil.Error:
+            return 0.0
+        return float(times.user + times.system)
+
+    postgres = [p for p in psutil.process_iter(["name"]) if p.info["name"] == "postgres"]
+    return {
+        "store": used(store) + sum(used(child) for child in store.children(recursive=True)),
+        "PostgreSQL": sum(used(p) for p in postgres),
+        "agents (this process)": used(psutil.Process()),
+    }
+
+
 def measure(
     url: str, agents: list[Agent], batch: int, state: Path, workers: int = 1
 ) -> list[float]:
@@ -188,6 +207,9 @@ def measure(
                 raise RuntimeError(f"{answer.status_code}: {answer.text[:200]}")
             return int(answer.json()["stored"])
 
+        store = psutil.Process(process.pid)
+        before = _cpu_seconds(store)
+        elapsed = 0.0
         with ThreadPoolExecutor(max_workers=len(agents)) as pool:
             for _ in range(ROUNDS):
                 # Bodies are encoded before the clock starts: real agents do that on
@@ -198,7 +220,16 @@ def measure(
                 ]
                 started = time.perf_counter()
                 stored = sum(pool.map(send, work))
-                rates.append(stored / (time.perf_counter() - started))
+                took = time.perf_counter() - started
+                elapsed += took
+                rates.append(stored / took)
+        after = _cpu_seconds(store)
+        spent = {part: after[part] - before[part] for part in before}
+        print(
+            f"  where the {os.cpu_count()} cores went while timed ({elapsed:.1f} s wall): "
+            + ", ".join(f"{part} {seconds / elapsed:.0%}" for part, seconds in spent.items())
+            + " of one core"
+        )
         return rates
     finally:
         process.terminate()
