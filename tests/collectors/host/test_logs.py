@@ -361,7 +361,8 @@ def test_malformed_chronyc_is_a_parse_error(stdout: str, says: str) -> None:
 
 def test_ntpq_selected_peer_and_none() -> None:
     peer = parse_ntpq_peers(_out("ntpq-peers/synced"), "x")
-    assert (peer.synchronised, peer.source, peer.offset_ms) == (True, "192.0.2.53", 0.011)
+    # ntpq's offset is NTP's (source minus clock): +0.011 printed means the clock is behind.
+    assert (peer.synchronised, peer.source, peer.offset_ms) == (True, "192.0.2.53", -0.011)
     assert not parse_ntpq_peers(_out("ntpq-peers/none-selected"), "x").synchronised
     with pytest.raises(FactParseError, match="not an ntpq peer table"):
         parse_ntpq_peers("***Socket error; probably ntpd is not running\n", "x")
@@ -378,10 +379,11 @@ def test_timedatectl_outputs() -> None:
     with pytest.raises(FactParseError):
         parse_timedatectl_show("NTP=maybe\n", "x")
     status = parse_timesync_status(_out("timedatectl-timesync-status/debian-offset-1s"), "x")
-    assert status.offset_ms == pytest.approx(-1087.495)
+    # timesyncd prints NTP's offset (source minus clock); reports keep clock minus source.
+    assert status.offset_ms == pytest.approx(1087.495)
     assert parse_timesync_status(
         _out("timedatectl-timesync-status/synced"), "x"
-    ).offset_ms == pytest.approx(1.234)
+    ).offset_ms == pytest.approx(-1.234)
     with pytest.raises(FactParseError, match="unreadable Offset"):
         parse_timesync_status("Server: a\nOffset: soon\n", "x")
 

@@ -22,7 +22,11 @@
 ``host.logging.time_sync`` passes when a time daemon (chrony, ntpd or
 systemd-timesyncd) reports the clock synchronised with an offset within ``max_offset_ms``. No
 daemon at all is ``fail`` (naming what was looked for); daemons installed but not
-answering is ``error``. Evidence: each daemon's report, offset and source.
+answering is ``error``. On macOS network time must be on (``systemsetup``, which needs
+root) and ``sntp`` measures the offset to its server; on Windows the Windows Time service
+must follow a source (not the local CMOS or free-running clock; stopped is ``fail``) and
+``w32tm /stripchart`` measures the offset to it. There a missing tool, a refusal, no
+answer or output in another language is ``error``. Evidence: each report, offset, source.
 """
 
 from __future__ import annotations
@@ -348,9 +352,14 @@ class TimeSyncParams:
     interval="1h",
     params=TimeSyncParams,
     facts=("host.logs.time_sync",),
-    needs=("run chronyc, ntpq and timedatectl; no root needed",),
-    remediation="Install and enable a time daemon (chrony, systemd-timesyncd) pointed at "
-    "reachable NTP servers, and find out why the clock drifted if the offset is large.",
+    needs=(
+        "Linux: run chronyc, ntpq and timedatectl; no root needed",
+        "macOS: run systemsetup as root, and sntp (UDP 123 to the configured server)",
+        "Windows: run w32tm /query /status and /stripchart (UDP 123 to the time source)",
+    ),
+    remediation="Enable a time daemon (chrony, systemd-timesyncd; 'Set time and date "
+    "automatically' on macOS; the Windows Time service on Windows) pointed at reachable "
+    "NTP servers, and find out why the clock drifted if the offset is large.",
 )
 def time_sync(facts: HostFacts, p: TimeSyncParams) -> Iterator[Result]:
     expected = {"synchronised": True, "max_offset_ms": p.max_offset_ms}

@@ -21,7 +21,7 @@ from tillsyn.collectors.errors import (
     FactPermissionDenied,
     FactUnavailable,
 )
-from tillsyn.collectors.host._base import HostBase
+from tillsyn.collectors.host._base import LINUX, MACOS, WINDOWS, HostBase
 from tillsyn.collectors.host.logs_journald import (
     JournalBoot,
     JournaldSettings,
@@ -52,6 +52,21 @@ from tillsyn.collectors.host.logs_time import (
     parse_ntpq_peers,
     parse_timedatectl_show,
     parse_timesync_status,
+)
+from tillsyn.collectors.host.logs_time_macos import (
+    GET_NETWORK_TIME,
+    GET_SERVER,
+    parse_network_time,
+    parse_server,
+    parse_sntp,
+    sntp_argv,
+)
+from tillsyn.collectors.host.logs_time_windows import (
+    W32TM_STATUS,
+    parse_stripchart,
+    parse_w32tm_status,
+    stripchart_argv,
+    w32tm_failure,
 )
 
 #: Where the journald binary lives (systemd's libexec directory on each family).
@@ -255,9 +270,15 @@ class LogFacts(HostBase):
 
     @fact("host.logs.time_sync")
     def time_sync(self) -> TimeSync:
-        """Every time daemon's view of the clock; tools that are absent are skipped."""
+        """Every time daemon's view of the clock. Linux: tools that are absent are skipped;
+        macOS (:mod:`logs_time_macos`) and Windows (:mod:`logs_time_windows`): one report,
+        and a missing tool is an error."""
         name = "host.logs.time_sync"
-        self.require_linux(name)
+        self.require_platform(name, LINUX, MACOS, WINDOWS)
+        if self.platform == MACOS:
+            return TimeSync((self._macos_clock(name),), (), ("systemsetup", "sntp"))
+        if self.platform == WINDOWS:
+            return TimeSync((self._windows_clock(name),), (), ("w32tm",))
         reports: list[ClockReport] = []
         silent: list[str] = []
         looked = ("chronyc", "ntpq", "timedatectl")
@@ -314,3 +335,33 @@ class LogFacts(HostBase):
                 "timesyncd", False, report.offset_ms, report.source, "NTPSynchronized=no"
             )
         return report
+
+    def _macos_clock(self, name: str) -> ClockReport:
+        """systemsetup (root) says whether network time is on; sntp measures the offset."""
+        said = self.command(name, GET_NETWORK_TIME, check=False)
+        call = " ".join(GET_NETWORK_TIME)
+        if not parse_network_time(said.stdout, said.stderr, said.returncode, call):
+            return ClockReport("timed", False, None, "", "Network Time: Off (systemsetup)")
+        answer = self.command(name, GET_SERVER, check=False)
+        call = " ".join(GET_SERVER)
+        server = parse_server(answer.stdout, answer.stderr, answer.returncode, call)
+        argv = sntp_argv(server)
+        result = self.command(name, argv, check=False)
+        return parse_sntp(result.stdout, result.stderr, result.returncode, " ".join(argv), server)
+
+    def _windows_clock(self, name: str) -> ClockReport:
+        """W32Time's status; when it follows a named source, the offset measured to it."""
+        call = " ".join(W32TM_STATUS)
+        result = self.command(name, W32TM_STATUS, check=False)
+        stopped = w32tm_failure(result.stdout, result.stderr, result.returncode, call)
+        if stopped is not None:
+            return stopped
+        status = parse_w32tm_status(result.stdout, call)
+        measured = None
+        if not status.why_not and status.peer is not None:
+            argv = stripchart_argv(status.peer)
+            chart = self.command(name, argv, check=False)
+            measured = parse_stripchart(
+                chart.stdout, chart.stderr, chart.returncode, " ".join(argv), status.peer
+            )
+        return status.report(measured)

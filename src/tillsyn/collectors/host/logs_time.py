@@ -92,7 +92,8 @@ def parse_ntpq_peers(stdout: str, call: str) -> ClockReport:
         offset = float(rest[8])
     except ValueError as exc:
         raise FactParseError(FACT, call, "unreadable offset", line) from exc
-    return ClockReport("ntpd", True, offset, rest[0], line.strip())
+    # ntpq prints NTP's offset, source minus clock; the report keeps clock minus source.
+    return ClockReport("ntpd", True, -offset, rest[0], line.strip())
 
 
 def parse_timedatectl_show(stdout: str, call: str) -> dict[str, str]:
@@ -128,7 +129,7 @@ def parse_timesync_status(stdout: str, call: str) -> ClockReport:
     return ClockReport(
         "timesyncd",
         synchronised,
-        round(sign * total, 6),
+        round(-sign * total, 6),  # timesyncd's Offset is NTP's: source minus clock
         fields["Server"],
         f"Leap: {leap}" if leap else "",
     )
