@@ -16,9 +16,16 @@ from tillsyn.store.schema import audit_log
 
 def test_an_agent_token_is_listed_without_its_secret_then_revoked(tmp_path: Path) -> None:
     made = tillsyn(
-        "store", "token", "create", "--role", "agent", "--note", "laptop-17", "--state-dir",
+        "store",
+        "token",
+        "create",
+        "--role",
+        "agent",
+        "--note",
+        "laptop-17",
+        "--state-dir",
         str(tmp_path),
-    )  # fmt: skip
+    )
     assert made.returncode == 0, made.stderr
     token = made.stdout.strip()
     token_id, secret = token.split("_")[1], token.split("_")[2]

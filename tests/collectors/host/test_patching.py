@@ -40,11 +40,10 @@ from tillsyn.collectors.host.patching_os import (
 from tillsyn.collectors.host.patching_windows import (
     AU_KEY,
     au_policy_problems,
-    key_exists,
-    parse_reg_query,
     parse_wu_search,
 )
 from tillsyn.collectors.host.patching_zypper import parse_list_patches
+from tillsyn.collectors.host.windows_registry import key_exists, parse_reg_query
 from tillsyn.collectors.memory import FactMemory
 
 

@@ -296,15 +296,27 @@ def test_stripchart_timeout_is_an_error() -> None:
     [
         ("", 0, FactParseError, "no 'Tracking NAME \\[ADDRESS\\].' line"),
         ("garbage\n", 0, FactParseError, "no 'Tracking"),
-        ("Tracking time.windows.com [20.101.57.9:123].\r\nCollecting 1 samples.\r\n", 0,
-         FactParseError, "no offset sample"),
-        ("Tracking time.windows.com [20.101.57.9:123].\r\n12:00:00, +00.00", 0,
-         FactParseError, "no offset sample"),
-        ("Verfolge time.windows.com [20.101.57.9:123].\r\n12:00:00, +00.0084123s\r\n", 0,
-         FactParseError, "no 'Tracking"),  # hypothetical translation: refused, not guessed
+        (
+            "Tracking time.windows.com [20.101.57.9:123].\r\nCollecting 1 samples.\r\n",
+            0,
+            FactParseError,
+            "no offset sample",
+        ),
+        (
+            "Tracking time.windows.com [20.101.57.9:123].\r\n12:00:00, +00.00",
+            0,
+            FactParseError,
+            "no offset sample",
+        ),
+        (
+            "Verfolge time.windows.com [20.101.57.9:123].\r\n12:00:00, +00.0084123s\r\n",
+            0,
+            FactParseError,
+            "no 'Tracking",
+        ),  # hypothetical translation: refused, not guessed
         (_out("w32tm-stripchart/time-windows-com-8ms"), 1, FactCommandFailed, "status 1"),
     ],
-)  # fmt: skip
+)
 def test_unreadable_stripchart(
     stdout: str, returncode: int, error: type[Exception], says: str
 ) -> None:

@@ -5,7 +5,11 @@ base chain of the kernel's packet filter drops what it does not explicitly allow
 drop, or a final unconditional drop/reject, with no accept-everything rule before it);
 the input chains seen, the ruleset sources read and what ufw/firewalld say are evidence.
 IPv6 disabled on every interface is not applicable. A ruleset nobody could read (listing
-it needs root or CAP_NET_ADMIN) is ``error``, never "no firewall".
+it needs root or CAP_NET_ADMIN) is ``error``, never "no firewall". On macOS it judges the
+application firewall (on, State 1 or 2, passes; stealth mode off is named, not failed); on
+Windows each profile (Domain, Private, Public) passes when it is on and blocks inbound by
+default, and a profile the answer lacks is ``error`` (see the collector modules
+``endpoint_firewall_macos`` and ``endpoint_firewall_windows``).
 
 ``host.endpoint.insecure_services`` fails once per listener on a port the rules name as a
 plain-text or legacy service (telnet, ftp, r-services, tftp, finger, rpcbind, NetBIOS
@@ -14,14 +18,20 @@ with that noted (``loopback_is_acceptable``). It keeps address, port, pid and pr
 name where this user may see them; an unprivileged run says whose owners it could not see.
 
 ``host.endpoint.forbidden_software`` fails once per configured item found as an installed
-package (dpkg, rpm, snap) or a running process, naming where; it
-passes when none is found and every source was read. Package lists keep their
+package (dpkg, rpm, snap; Homebrew on macOS), an installed program (macOS app bundle,
+Windows uninstall entry) or a running process, naming where; it passes when none is
+found and every source was read. Names are case-insensitive shell-style patterns; a
+Windows process name matches with or without ``.exe``. Package lists keep their
 ``collected_at`` (they may come from the command cache).
 
 ``host.endpoint.screen_lock`` passes for a desktop (GNOME, KDE Plasma) whose system
 policy locks the screen after at most ``max_idle_minutes`` idle and, with
 ``require_enforced``, locks those settings against users (dconf locks, KConfig
-``[$i]``). A host without a display manager or session type is not applicable.
+``[$i]``). A host without a display manager or session type is not applicable. A Mac
+always has a desktop: a configuration profile's ``com.apple.screensaver`` keys are
+enforced, the console user's own settings (``sysadminctl -screenLock status``, idleTime)
+are not (``endpoint_screenlock_macos``). Windows is judged by the machine inactivity
+limit, a machine policy users cannot change (``endpoint_screenlock_windows``).
 """
 
 from __future__ import annotations
@@ -34,7 +44,9 @@ from tillsyn.checks._result import TARGET, Resource, Result
 from tillsyn.checks._spec import check
 from tillsyn.collectors.errors import FactError
 from tillsyn.collectors.host import HostFacts
+from tillsyn.collectors.host import endpoint_software as sw
 from tillsyn.collectors.host.endpoint import NEEDS_ROOT, SourceFailure
+from tillsyn.collectors.host.endpoint_firewall_windows import PROFILES
 from tillsyn.collectors.host.endpoint_processes import Listener
 from tillsyn.collectors.host.endpoint_screenlock import (
     Desktop,
@@ -42,6 +54,8 @@ from tillsyn.collectors.host.endpoint_screenlock import (
     gvariant_bool,
     gvariant_int,
 )
+from tillsyn.collectors.host.endpoint_screenlock_macos import MacScreenLock
+from tillsyn.collectors.host.endpoint_screenlock_windows import InactivityLimit
 
 # -- host.endpoint.firewall ---------------------------------------------------------------
 
@@ -79,13 +93,30 @@ def _failure_text(failures: tuple[SourceFailure, ...]) -> str:
     severity="high",
     interval="1h",
     params=FirewallParams,
-    facts=("host.endpoint.packet_filter", "host.endpoint.ipv6_enabled"),
-    needs=("root or CAP_NET_ADMIN to list the nftables/iptables ruleset",),
+    facts=(
+        "host.endpoint.packet_filter",
+        "host.endpoint.ipv6_enabled",
+        "host.endpoint.application_firewall",
+        "host.endpoint.windows_firewall",
+    ),
+    needs=(
+        "root or CAP_NET_ADMIN to list the nftables/iptables ruleset",
+        "macOS: run socketfilterfw --get* (no root needed); Windows: run PowerShell "
+        "Get-NetFirewallProfile",
+    ),
     remediation="Enable a default-deny input policy for IPv4 and IPv6: ufw default deny "
     "incoming && ufw enable, firewalld with a zone whose target is not ACCEPT, or an nftables "
-    "inet input chain with policy drop.",
+    "inet input chain with policy drop. macOS: turn the firewall on (System Settings > Network "
+    "> Firewall, or socketfilterfw --setglobalstate on). Windows: Set-NetFirewallProfile "
+    "-Profile Domain,Private,Public -Enabled True -DefaultInboundAction Block.",
 )
 def firewall(facts: HostFacts, p: FirewallParams) -> Iterator[Result]:
+    if facts.platform == "darwin":
+        yield from _application_firewall(facts)
+        return
+    if facts.platform == "win32":
+        yield from _windows_firewall(facts)
+        return
     try:
         packet_filter = facts.packet_filter()
     except FactError as exc:
@@ -143,6 +174,61 @@ def firewall(facts: HostFacts, p: FirewallParams) -> Iterator[Result]:
                 observed=observed,
                 expected=expected,
             )
+
+
+def _application_firewall(facts: HostFacts) -> Iterator[Result]:
+    """macOS: one result for the application firewall."""
+    resource = Resource("firewall", "application_firewall")
+    try:
+        alf = facts.application_firewall()
+    except FactError as exc:
+        yield Result.errored(resource, f"could not read the macOS application firewall: {exc}")
+        return
+    yield Result.judge(
+        alf.enabled,
+        resource,
+        f"macOS: {alf.describe()}",
+        observed=alf.observed(),
+        expected={"global_state": "1 (on) or 2 (block all)"},
+    )
+
+
+def _windows_firewall(facts: HostFacts) -> Iterator[Result]:
+    """Windows: one result per profile; a profile the answer lacks is an error."""
+    try:
+        profiles = facts.windows_firewall()
+    except FactError as exc:
+        for name in PROFILES:
+            yield Result.errored(
+                Resource("firewall_profile", name),
+                f"{name} profile: could not read the Windows Firewall: {exc}",
+            )
+        return
+    expected = {"enabled": "True", "default_inbound_action": "Block (or NotConfigured)"}
+    for name in PROFILES:
+        resource = Resource("firewall_profile", name)
+        profile = profiles.get(name)
+        if profile is None:
+            listed = ", ".join(profiles) or "none"
+            yield Result.errored(
+                resource,
+                f"{name} profile: Get-NetFirewallProfile did not list it (listed: {listed})",
+            )
+            continue
+        observed = profile.observed()
+        if profile.state == "unknown":
+            yield Result.errored(
+                resource, f"{name} profile: {profile.describe()}", observed=observed
+            )
+            continue
+        verdict = "is default-deny" if profile.state == "deny" else "is not default-deny"
+        yield Result.judge(
+            profile.state == "deny",
+            resource,
+            f"{name} profile: incoming traffic {verdict}: {profile.describe()}",
+            observed=observed,
+            expected=expected,
+        )
 
 
 # -- host.endpoint.insecure_services ------------------------------------------------------
@@ -294,12 +380,18 @@ def insecure_services(facts: HostFacts, p: InsecureServicesParams) -> Iterator[R
 
 @dataclass(frozen=True)
 class ForbiddenItem:
-    """Software the policy forbids, and the names it goes by in each place we look."""
+    """Software the policy forbids, and the names it goes by in each place we look.
+
+    Every name is case-insensitive and may be a shell-style pattern (``TeamViewer*``).
+    """
 
     name: str
     reason: str
-    packages: tuple[str, ...] = ()  # dpkg, rpm and snap package names
-    processes: tuple[str, ...] = ()  # process names as psutil reports them
+    packages: tuple[str, ...] = ()  # dpkg, rpm, snap and Homebrew (formula, cask) names
+    processes: tuple[str, ...] = ()  # process names as psutil reports them (.exe optional)
+    #: macOS app bundles (file name, CFBundleName or CFBundleIdentifier) and Windows
+    #: programs (DisplayName in the uninstall registry keys, as "Apps & features" shows it)
+    programs: tuple[str, ...] = ()
 
 
 DEFAULT_FORBIDDEN = (
@@ -308,36 +400,42 @@ DEFAULT_FORBIDDEN = (
         "consumer cloud sync: copies company files to a personal account outside our control",
         packages=("dropbox", "nautilus-dropbox"),
         processes=("dropbox",),
+        programs=("Dropbox", "com.getdropbox.dropbox"),
     ),
     ForbiddenItem(
         "MEGAsync",
         "consumer cloud sync (MEGA): personal storage outside our control",
         packages=("megasync",),
         processes=("megasync",),
+        programs=("MEGAsync", "mega.mac"),
     ),
     ForbiddenItem(
         "Insync",
         "third-party Google Drive/OneDrive sync client with its own access to company data",
         packages=("insync",),
         processes=("insync",),
+        programs=("Insync",),
     ),
     ForbiddenItem(
         "TeamViewer",
         "remote-control tool that bypasses managed remote access (and logging)",
-        packages=("teamviewer", "teamviewer-host"),
-        processes=("teamviewerd", "TeamViewer"),
+        packages=("teamviewer", "teamviewer-host", "teamviewer-quicksupport"),
+        processes=("teamviewerd", "TeamViewer", "TeamViewer_Service"),
+        programs=("TeamViewer*", "com.teamviewer.*"),
     ),
     ForbiddenItem(
         "AnyDesk",
         "remote-control tool that bypasses managed remote access; common in support scams",
         packages=("anydesk",),
         processes=("anydesk",),
+        programs=("AnyDesk", "com.philandro.anydesk"),
     ),
     ForbiddenItem(
         "RustDesk",
         "remote-control tool with self-hostable relays outside managed remote access",
         packages=("rustdesk",),
         processes=("rustdesk",),
+        programs=("RustDesk", "com.carriez.rustdesk"),
     ),
 )
 
@@ -347,8 +445,30 @@ class ForbiddenSoftwareParams:
     items: tuple[ForbiddenItem, ...] = DEFAULT_FORBIDDEN
 
 
+def _sources(inventory: sw.SoftwareInventory | None) -> list[dict[str, object]]:
+    if inventory is None:
+        return []
+    return [
+        {
+            "manager": pl.manager,
+            "packages": len(pl.packages),
+            "collected_at": pl.collected_at,
+            "reused": pl.reused,
+        }
+        for pl in inventory.lists
+    ] + [
+        {"manager": pg.source, "programs": len(pg.programs), "collected_at": pg.collected_at}
+        for pg in inventory.programs
+    ]
+
+
 def _source_counts(sources: list[dict[str, object]]) -> list[str]:
-    return [f"{s['manager']}: {s['packages']} packages" for s in sources]
+    return [
+        f"{s['manager']}: {s['packages']} packages"
+        if "packages" in s
+        else f"{s['manager']}: {s['programs']} programs"
+        for s in sources
+    ]
 
 
 @check(
@@ -369,18 +489,25 @@ def _source_counts(sources: list[dict[str, object]]) -> list[str]:
     interval="6h",
     params=ForbiddenSoftwareParams,
     facts=("host.endpoint.installed_software", "host.endpoint.process_table"),
-    needs=("run dpkg-query/rpm/snap (no root needed)", "list processes (psutil)"),
-    remediation="Uninstall the software (apt purge / dnf remove / snap remove, or delete the "
-    "app bundle) and use the approved file-sharing or remote-support service instead.",
+    needs=(
+        "run dpkg-query/rpm/snap (no root needed)",
+        "macOS: read /Applications, /Users/*/Applications and Homebrew's Cellar/Caskroom",
+        "Windows: run PowerShell Get-ItemProperty on the uninstall registry keys",
+        "list processes (psutil)",
+    ),
+    remediation="Uninstall the software (apt purge / dnf remove / snap remove / brew "
+    "uninstall, delete the app bundle, or remove it in Windows' Apps & features) and use the "
+    "approved file-sharing or remote-support service instead.",
 )
 def forbidden_software(facts: HostFacts, p: ForbiddenSoftwareParams) -> Iterator[Result]:
     problems: list[str] = []
+    inventory: sw.SoftwareInventory | None = None
     try:
         inventory = facts.installed_software()
-        problems += [f"{call}: {reason}" for call, reason in inventory.failures]
     except FactError as exc:
-        inventory = None
         problems.append(f"installed software: {exc}")
+    else:
+        problems += [f"{call}: {reason}" for call, reason in inventory.failures]
     try:
         table = facts.process_snapshot()
         processes = table.processes
@@ -389,15 +516,7 @@ def forbidden_software(facts: HostFacts, p: ForbiddenSoftwareParams) -> Iterator
     except FactError as exc:
         processes = ()
         problems.append(f"process list: {exc}")
-    sources = [
-        {
-            "manager": pl.manager,
-            "packages": len(pl.packages),
-            "collected_at": pl.collected_at,
-            "reused": pl.reused,
-        }
-        for pl in (inventory.lists if inventory else ())
-    ]
+    sources = _sources(inventory)
     found_any = False
     for item in p.items:
         where: list[str] = []
@@ -406,9 +525,19 @@ def forbidden_software(facts: HostFacts, p: ForbiddenSoftwareParams) -> Iterator
             for plist, name, version in inventory.find(item.packages):
                 where.append(f"{plist.manager} package {name} {version}".rstrip())
                 hits.append({"manager": plist.manager, "package": name, "version": version})
-        wanted = {n.lower() for n in item.processes}
+            for listed, prog in inventory.find_programs(item.programs):
+                what = f"{listed.label} {prog.name} {prog.version}".rstrip()
+                where.append(f"{what} ({prog.location})")
+                hits.append(
+                    {
+                        "source": listed.source,
+                        "program": prog.name,
+                        "version": prog.version,
+                        "location": prog.location,
+                    }
+                )
         for proc in processes:
-            if proc.name.lower() in wanted:
+            if sw.process_matches(proc.name, item.processes):
                 where.append(f"process {proc.name} (pid {proc.pid}) running")
                 hits.append({"process": proc.name, "pid": proc.pid, "exe": proc.exe})
         if where:
@@ -443,7 +572,8 @@ def forbidden_software(facts: HostFacts, p: ForbiddenSoftwareParams) -> Iterator
 class ScreenLockParams:
     #: The screen must lock after at most this long idle (blanking plus lock delay).
     max_idle_minutes: int = 15
-    #: Users must not be able to change the settings (dconf locks, KConfig [$i]).
+    #: Users must not be able to change the settings (dconf locks, KConfig [$i], a macOS
+    #: configuration profile; Windows' machine inactivity limit always is).
     require_enforced: bool = True
 
 
@@ -545,6 +675,81 @@ def _kde(facts: HostFacts, p: ScreenLockParams) -> Result:
     )
 
 
+def _macos(lock: MacScreenLock, p: ScreenLockParams) -> Result:
+    resource = Resource("desktop", "macos")
+    observed: dict[str, object] = {k: s.evidence() for k, s in lock.settings.items()}
+    observed |= {"profile": lock.profile, "console_user": lock.console_user}
+    expected = {
+        "askForPassword": True,
+        "idle_plus_delay_seconds": f"1..{p.max_idle_minutes * 60}",
+        "enforced": p.require_enforced,
+    }
+    idle, ask = lock.seconds("idleTime"), lock.flag("askForPassword")
+    delay = lock.seconds("askForPasswordDelay")
+    problems: list[str] = []
+    if ask is False:
+        problems.append("no password is required after the screen saver starts")
+    if idle == 0:
+        problems.append("idleTime is 0 (the screen saver never starts)")
+    elif idle is not None and delay is not None and idle + delay > p.max_idle_minutes * 60:
+        problems.append(
+            f"locks after {(idle + delay) / 60:g} min idle (at most {p.max_idle_minutes} allowed)"
+        )
+    loose = [k for k, s in lock.settings.items() if not s.enforced]
+    if p.require_enforced and loose:
+        problems.append(f"not set by a configuration profile, users can change: {', '.join(loose)}")
+    unread: dict[str, list[str]] = {}  # why a value is unknown -> the keys
+    for key, setting in lock.settings.items():
+        if not setting.value and not (key == "askForPasswordDelay" and ask is False):
+            unread.setdefault(setting.source, []).append(key)
+    unknown = [f"{', '.join(keys)} unknown ({why})" for why, keys in unread.items()]
+    if problems:
+        text = "; ".join(problems + unknown)
+        return Result.failed(resource, f"macOS: {text}", observed=observed, expected=expected)
+    if unknown or idle is None or delay is None:
+        return Result.errored(
+            resource,
+            f"macOS: cannot tell when the screen locks: {'; '.join(unknown)}",
+            observed=observed,
+            expected=expected,
+        )
+    how = "not enforced (allowed by parameter)" if loose else "enforced by a configuration profile"
+    return Result.passed(
+        resource,
+        f"macOS: locks after {(idle + delay) / 60:g} min idle, {how}",
+        observed=observed,
+        expected=expected,
+    )
+
+
+def _windows(limit: InactivityLimit, p: ScreenLockParams) -> Result:
+    """The machine inactivity limit is HKLM policy: always enforced, so no parameter loosens it."""
+    resource = Resource("desktop", "windows")
+    observed = {"InactivityTimeoutSecs": limit.seconds, "source": limit.source}
+    expected = {"InactivityTimeoutSecs": f"1..{p.max_idle_minutes * 60}"}
+    if limit.seconds is None:
+        problem = (
+            "no machine inactivity limit is set (Interactive logon: Machine inactivity limit); "
+            "per-user screen-saver settings are not policy this agent can read"
+        )
+    elif limit.seconds == 0:
+        problem = "the machine inactivity limit is 0, sessions never lock when idle"
+    elif limit.seconds > p.max_idle_minutes * 60:
+        problem = (
+            f"sessions lock after {limit.seconds / 60:g} min idle "
+            f"(at most {p.max_idle_minutes} allowed)"
+        )
+    else:
+        return Result.passed(
+            resource,
+            f"Windows: sessions lock after {limit.seconds / 60:g} min idle "
+            "(machine inactivity limit, a policy users cannot change)",
+            observed=observed,
+            expected=expected,
+        )
+    return Result.failed(resource, f"Windows: {problem}", observed=observed, expected=expected)
+
+
 def _no_desktop_reason(desktop: Desktop) -> str:
     target = f"; default target {desktop.default_target}" if desktop.default_target else ""
     return (
@@ -573,11 +778,20 @@ def _no_desktop_reason(desktop: Desktop) -> str:
         "host.endpoint.desktop",
         "host.endpoint.gnome_screen_lock",
         "host.endpoint.kde_screen_lock",
+        "host.endpoint.macos_screen_lock",
+        "host.endpoint.windows_screen_lock",
     ),
-    needs=("read /etc/dconf, /etc/xdg and /usr/share/*sessions (no root needed)",),
+    needs=(
+        "read /etc/dconf, /etc/xdg and /usr/share/*sessions (no root needed)",
+        "macOS: root, to run sysadminctl and defaults as the console user",
+        "Windows: run reg query on HKLM (no elevation needed)",
+    ),
     remediation="GNOME: set lock-enabled=true and idle-delay in /etc/dconf/db/local.d/, list "
     "the keys in /etc/dconf/db/local.d/locks/ and run dconf update; KDE: set [Daemon][$i] "
-    "Autolock=true and Timeout in /etc/xdg/kscreenlockerrc.",
+    "Autolock=true and Timeout in /etc/xdg/kscreenlockerrc; macOS: install a configuration "
+    "profile with a com.apple.screensaver payload (idleTime, askForPassword true, "
+    "askForPasswordDelay 0); Windows: set 'Interactive logon: Machine inactivity limit' "
+    "(GPO or Intune) to at most the allowed seconds, not 0.",
 )
 def screen_lock(facts: HostFacts, p: ScreenLockParams) -> Iterator[Result]:
     try:
@@ -601,6 +815,10 @@ def screen_lock(facts: HostFacts, p: ScreenLockParams) -> Iterator[Result]:
                 yield _gnome(facts.gnome_screen_lock(), p)
             elif kind == "kde":
                 yield _kde(facts, p)
+            elif kind == "macos":
+                yield _macos(facts.macos_screen_lock(), p)
+            elif kind == "windows":
+                yield _windows(facts.windows_screen_lock(), p)
             else:
                 others = [s for s, k in desktop.sessions if k == "other"]
                 yield Result.errored(

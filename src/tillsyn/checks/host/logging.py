@@ -257,19 +257,26 @@ def _shipping(facts: HostFacts, p: RetentionParams) -> Result:
     active = [f for f in config.forwarders if f.enabled is not False]
     observed: dict[str, object] = {
         "forwarders": [
-            {"daemon": f.daemon, "target": f.target, "how": f.how, "where": f.where,
-             "enabled": f.enabled}
+            {
+                "daemon": f.daemon,
+                "target": f.target,
+                "how": f.how,
+                "where": f.where,
+                "enabled": f.enabled,
+            }
             for f in config.forwarders
         ],
         "files_read": list(config.files_read),
         "daemons_found": list(config.daemons_found),
-    }  # fmt: skip
+    }
     if active:
         targets = ", ".join(sorted({f"{f.target} ({f.daemon} {f.how})" for f in active}))
         return Result.passed(
-            SHIPPING, f"logs are shipped off the host to {targets}", observed=observed,
+            SHIPPING,
+            f"logs are shipped off the host to {targets}",
+            observed=observed,
             expected=expected,
-        )  # fmt: skip
+        )
     idle = [f for f in config.forwarders if f.enabled is False]
     if idle:
         why = f"forwarding is configured in {', '.join(sorted({f.daemon for f in idle}))} " + (
@@ -280,9 +287,11 @@ def _shipping(facts: HostFacts, p: RetentionParams) -> Result:
         why = f"no forwarding is configured (looked at {looked})"
     if p.require_shipping:
         return Result.failed(
-            SHIPPING, f"logs are not shipped off the host: {why}", observed=observed,
+            SHIPPING,
+            f"logs are not shipped off the host: {why}",
+            observed=observed,
             expected=expected,
-        )  # fmt: skip
+        )
     return Result.not_applicable(
         SHIPPING,
         f"logs are not shipped off the host: {why}; not required by require_shipping=false",
@@ -370,13 +379,18 @@ def time_sync(facts: HostFacts, p: TimeSyncParams) -> Iterator[Result]:
         return
     observed: dict[str, object] = {
         "reports": [
-            {"daemon": r.daemon, "synchronised": r.synchronised, "offset_ms": r.offset_ms,
-             "source": r.source, "detail": r.detail}
+            {
+                "daemon": r.daemon,
+                "synchronised": r.synchronised,
+                "offset_ms": r.offset_ms,
+                "source": r.source,
+                "detail": r.detail,
+            }
             for r in sync.reports
         ],
         "not_answering": list(sync.silent),
         "looked_for": list(sync.looked_for),
-    }  # fmt: skip
+    }
     synced = [r for r in sync.reports if r.synchronised and r.offset_ms is not None]
     good = [r for r in synced if abs(r.offset_ms or 0.0) <= p.max_offset_ms]
     if good:

@@ -25,9 +25,15 @@ from tillsyn.collectors.errors import (
     FactUnavailable,
 )
 from tillsyn.collectors.host import endpoint_firewall as fw
+from tillsyn.collectors.host import endpoint_firewall_macos as fwm
+from tillsyn.collectors.host import endpoint_firewall_windows as fww
 from tillsyn.collectors.host import endpoint_screenlock as sl
+from tillsyn.collectors.host import endpoint_screenlock_macos as slm
+from tillsyn.collectors.host import endpoint_screenlock_windows as slw
 from tillsyn.collectors.host import endpoint_software as sw
-from tillsyn.collectors.host._base import HostBase
+from tillsyn.collectors.host import endpoint_software_macos as swm
+from tillsyn.collectors.host import endpoint_software_windows as sww
+from tillsyn.collectors.host._base import MACOS, WINDOWS, HostBase
 from tillsyn.collectors.host.endpoint_processes import (
     Listener,
     ProcessTable,
@@ -257,6 +263,37 @@ class EndpointFacts(HostBase):
         }
         return out
 
+    @fact(fwm.FACT)
+    def application_firewall(self) -> fwm.ApplicationFirewall:
+        """macOS: the application firewall's global state, block-all and stealth mode."""
+        self.require_platform(fwm.FACT, MACOS)
+        answers = []
+        for argv in (fwm.GLOBAL_STATE, fwm.BLOCK_ALL, fwm.STEALTH_MODE):
+            result = self.command(fwm.FACT, argv)
+            answers.append((result.stdout, result.stderr, " ".join(argv)))
+        state, said_state = fwm.parse_global_state(*answers[0])
+        block_all, said_block = fwm.parse_block_all(*answers[1])
+        stealth, said_stealth = fwm.parse_stealth_mode(*answers[2])
+        return fwm.ApplicationFirewall(
+            state, block_all, stealth, (said_state, said_block, said_stealth)
+        )
+
+    @fact(fww.FACT)
+    def windows_firewall(self) -> dict[str, fww.FirewallProfile]:
+        """Windows: each firewall profile in the active policy store, by name."""
+        self.require_platform(fww.FACT, WINDOWS)
+        try:
+            result = self.command(fww.FACT, fww.POWERSHELL_PROFILES)
+        except FactCommandFailed as exc:
+            # The argv holds the whole script: name the call briefly instead.
+            if any(marker in exc.stderr for marker in fww.ACCESS_DENIED):
+                said = (exc.stderr.strip().splitlines() or [""])[0]
+                raise FactPermissionDenied(fww.FACT, fww.CALL, f"access denied: {said}") from exc
+            raise FactCommandFailed(fww.FACT, [fww.CALL], exc.returncode, exc.stderr) from exc
+        except FactError as exc:
+            raise type(exc)(fww.FACT, fww.CALL, exc.reason) from exc
+        return fww.parse_profiles(result.stdout, result.stderr, fww.CALL)
+
     @fact("host.endpoint.ipv6_enabled")
     def ipv6_enabled(self) -> bool:
         """False only when the kernel has no IPv6 or it is disabled on every interface."""
@@ -289,16 +326,23 @@ class EndpointFacts(HostBase):
         lines = [line.strip() for line in result.stdout.splitlines() if line.strip()]
         if len(lines) != 1 or not lines[0].replace("_", "").isalnum():
             raise FactParseError(
-                fact_name, " ".join(TESTPARM_MIN_PROTOCOL), "expected one protocol name",
+                fact_name,
+                " ".join(TESTPARM_MIN_PROTOCOL),
+                "expected one protocol name",
                 result.stdout,
-            )  # fmt: skip
+            )
         return SambaProtocol(lines[0].upper())
 
     # -- software -----------------------------------------------------------------------
 
     @fact("host.endpoint.installed_software")
     def installed_software(self) -> sw.SoftwareInventory:
-        """Installed packages from every package manager present (Linux)."""
+        """Installed packages from every package manager present (Linux); app bundles and
+        Homebrew (macOS); the uninstall registry keys (Windows)."""
+        if self.platform == MACOS:
+            return swm.collect(self)
+        if self.platform == WINDOWS:
+            return sww.collect(self)
         self.require_linux(sw.FACT)
         lists: list[sw.PackageList] = []
         failures: list[tuple[str, str]] = []
@@ -329,8 +373,13 @@ class EndpointFacts(HostBase):
 
     @fact("host.endpoint.desktop")
     def desktop(self) -> sl.Desktop:
-        """Display managers and session types installed, and the default systemd target."""
+        """Display managers and session types installed, and the default systemd target.
+        A Mac always has a desktop, and Windows always has interactive logon sessions."""
         fact_name = "host.endpoint.desktop"
+        if self.platform == MACOS:
+            return slm.MAC_DESKTOP
+        if self.platform == WINDOWS:
+            return slw.WINDOWS_DESKTOP
         self.require_linux(fact_name)
         managers = tuple(
             name
@@ -401,6 +450,19 @@ class EndpointFacts(HostBase):
                 found = (shipped, "shipped default (gsettings get)")
             settings[key] = sl.Setting(key, found[0], found[1], lock_at is not None)
         return settings
+
+    @fact(slm.FACT)
+    def macos_screen_lock(self) -> slm.MacScreenLock:
+        """macOS: the screen-saver keys a configuration profile forces, else the console
+        user's own settings (see :mod:`.endpoint_screenlock_macos`)."""
+        self.require_platform(slm.FACT, MACOS)
+        return slm.collect(self)
+
+    @fact(slw.FACT)
+    def windows_screen_lock(self) -> slw.InactivityLimit:
+        """Windows: the machine inactivity limit policy (InactivityTimeoutSecs)."""
+        self.require_platform(slw.FACT, WINDOWS)
+        return slw.collect(self)
 
     @fact("host.endpoint.kde_screen_lock")
     def kde_screen_lock(self) -> sl.KdeLock:

@@ -5,11 +5,21 @@ we define (dpkg-query and rpm take a format string); snap prints a table.
 Only packages that are actually installed count: dpkg keeps removed packages whose
 configuration files remain (``deinstall ok config-files``), and those are not software
 on the machine any more.
+
+macOS and Windows install most software outside a package manager: their inventories
+(:mod:`.endpoint_software_macos`: app bundles and Homebrew; :mod:`.endpoint_software_windows`:
+the uninstall registry keys) are lists of :class:`Program`, each with every name it
+answers to. Names are matched case-insensitively, as shell-style patterns (``*``, ``?``,
+``[...]``): a plain name matches only itself, so Linux package names (which contain no
+pattern characters) match exactly as before. Windows reports process names with
+``.exe``, which a process name in the configuration may leave out.
 """
 
 from __future__ import annotations
 
+import fnmatch
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -32,29 +42,73 @@ def shown(argv: list[str]) -> str:
 class PackageList:
     """What one package manager says is installed, and when it said so."""
 
-    manager: str  # dpkg, rpm or snap
+    manager: str  # dpkg, rpm, snap or homebrew
     call: str
     packages: dict[str, str]  # name -> version ("" when the source has none)
     collected_at: datetime
     reused: bool = False
 
 
+def matches(name: str, patterns: Iterable[str]) -> bool:
+    """Whether ``name`` is one of ``patterns`` (case-insensitive, shell-style wildcards)."""
+    low = name.lower()
+    return any(fnmatch.fnmatchcase(low, pattern.lower()) for pattern in patterns)
+
+
+def process_matches(name: str, patterns: Iterable[str]) -> bool:
+    """Like :func:`matches`, also without the ``.exe`` Windows puts on process names."""
+    patterns = tuple(patterns)
+    return matches(name, patterns) or (
+        name.lower().endswith(".exe") and matches(name[:-4], patterns)
+    )
+
+
+@dataclass(frozen=True)
+class Program:
+    """Installed software outside a package manager: an app bundle, an uninstall entry."""
+
+    name: str  # as people see it (bundle name, DisplayName)
+    version: str  # "" when the source has none
+    location: str  # the bundle's path or the registry key
+    names: tuple[str, ...]  # every name it answers to (file name, bundle name and id ...)
+
+
+@dataclass(frozen=True)
+class ProgramList:
+    """The programs one source lists (macOS app folders, Windows uninstall keys)."""
+
+    source: str  # "applications" or "uninstall-registry"
+    label: str  # how one entry reads in a message: "app", "installed program"
+    call: str
+    programs: tuple[Program, ...]
+    collected_at: datetime
+
+
 @dataclass(frozen=True)
 class SoftwareInventory:
-    """Every package manager that answered, those that failed, and those absent here."""
+    """Every source that answered, those that failed, and those absent here."""
 
     lists: tuple[PackageList, ...]
     failures: tuple[tuple[str, str], ...]  # (call, reason)
     absent: tuple[str, ...]  # managers not installed on this host
+    programs: tuple[ProgramList, ...] = ()
 
     def find(self, names: tuple[str, ...]) -> list[tuple[PackageList, str, str]]:
-        """(list, package, version) for every listed package whose name is in ``names``."""
-        wanted = {n.lower() for n in names}
+        """(list, package, version) for every listed package a name in ``names`` matches."""
         return [
             (plist, name, version)
             for plist in self.lists
             for name, version in sorted(plist.packages.items())
-            if name.lower() in wanted
+            if matches(name, names)
+        ]
+
+    def find_programs(self, names: tuple[str, ...]) -> list[tuple[ProgramList, Program]]:
+        """(list, program) for every program one of whose names ``names`` matches."""
+        return [
+            (plist, program)
+            for plist in self.programs
+            for program in plist.programs
+            if any(matches(n, names) for n in program.names)
         ]
 
 
@@ -65,8 +119,14 @@ def parse_dpkg(stdout: str, call: str) -> dict[str, str]:
         fields = line.split("\t")
         if len(fields) != 3 or not fields[0] or len(fields[1].split()) != 3:
             raise FactParseError(FACT, call, f"line {number} is not package/status/version", line)
-        if fields[1].split()[2] in ("installed", "half-configured", "unpacked", "triggers-awaited",
-                                     "triggers-pending", "half-installed"):  # fmt: skip
+        if fields[1].split()[2] in (
+            "installed",
+            "half-configured",
+            "unpacked",
+            "triggers-awaited",
+            "triggers-pending",
+            "half-installed",
+        ):
             packages[fields[0].split(":")[0]] = fields[2]
     return packages
 

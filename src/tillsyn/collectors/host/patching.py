@@ -70,12 +70,11 @@ from tillsyn.collectors.host.patching_windows import (
     REBOOT_KEY,
     WU_CALL,
     au_policy_problems,
-    key_exists,
-    parse_reg_query,
     parse_wu_search,
 )
 from tillsyn.collectors.host.patching_zypper import OK_CODES as ZYPPER_OK
 from tillsyn.collectors.host.patching_zypper import parse_list_patches
+from tillsyn.collectors.host.windows_registry import key_exists, parse_reg_query
 
 APT_SIMULATE = ["apt-get", "-s", "-o", "Debug::NoLocking=1", "dist-upgrade"]
 APT_LISTS = "/var/lib/apt/lists"

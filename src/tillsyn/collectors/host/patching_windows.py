@@ -9,17 +9,18 @@ is a security update when Microsoft rates it (``MsrcSeverity`` set) or files it 
 it) is kept as an upper bound on its first sighting: it was available from then on.
 
 ``reg query`` answers whether the RebootRequired key exists (exit 0) or not (exit 1 with
-"unable to find"), and which Automatic Updates policy (``...\\WindowsUpdate\\AU``) is set.
+"unable to find"), and which Automatic Updates policy (``...\\WindowsUpdate\\AU``) is set;
+its output is read by :mod:`.windows_registry`, shared with the screen-lock facts.
 """
 
 from __future__ import annotations
 
 import json
-import re
 from datetime import UTC, datetime
 
-from tillsyn.collectors.errors import FactCommandFailed, FactParseError
+from tillsyn.collectors.errors import FactParseError
 from tillsyn.collectors.host.patching_model import PendingUpdate
+from tillsyn.collectors.host.windows_registry import reg_dword
 
 PENDING_FACT = "host.patch.pending_security_updates"
 AUTO_FACT = "host.patch.auto_updates"
@@ -46,7 +47,6 @@ REBOOT_KEY = (
     r"HKLM\SOFTWARE\Microsoft\Windows\CurrentVersion\WindowsUpdate\Auto Update\RebootRequired"
 )
 AU_KEY = r"HKLM\SOFTWARE\Policies\Microsoft\Windows\WindowsUpdate\AU"
-REG_NOT_FOUND = "unable to find the specified registry key or value"
 
 SEVERITIES = {
     "Critical": "critical",
@@ -136,42 +136,8 @@ def parse_wu_search(stdout: str, stderr: str, call: str) -> tuple[PendingUpdate,
     return tuple(updates)
 
 
-_VALUE = re.compile(r"^    (?P<name>\S.*?)    (?P<type>REG_[A-Z_]+)(?:    (?P<data>.*))?$")
-
-
-def parse_reg_query(stdout: str, key: str, call: str, fact: str) -> dict[str, tuple[str, str]]:
-    """``reg query KEY``: the key's values as {name: (type, data)}; subkeys are ignored."""
-    lines = [ln.rstrip("\r") for ln in stdout.splitlines() if ln.strip()]
-    full = key.replace("HKLM\\", "HKEY_LOCAL_MACHINE\\", 1)
-    if not lines or lines[0].strip().lower() != full.lower():
-        raise FactParseError(fact, call, f"output does not start with {full}", stdout)
-    values: dict[str, tuple[str, str]] = {}
-    for line in lines[1:]:
-        if line.startswith("HKEY_"):
-            continue  # a subkey
-        match = _VALUE.match(line)
-        if match is None:
-            raise FactParseError(fact, call, "unexpected line", line)
-        values[match["name"]] = (match["type"], match["data"] or "")
-    return values
-
-
-def key_exists(returncode: int, stderr: str, argv: list[str], fact: str) -> bool:
-    """reg query's exit: 0 the key exists, 1 with "unable to find" it does not."""
-    if returncode == 0:
-        return True
-    if returncode == 1 and REG_NOT_FOUND in stderr:
-        return False
-    raise FactCommandFailed(fact, argv, returncode, stderr)
-
-
 def _dword(values: dict[str, tuple[str, str]], name: str, call: str) -> int | None:
-    if name not in values:
-        return None
-    kind, data = values[name]
-    if kind != "REG_DWORD" or not re.fullmatch(r"0x[0-9a-fA-F]+", data):
-        raise FactParseError(AUTO_FACT, call, f"{name} is not a REG_DWORD", f"{kind} {data}")
-    return int(data, 16)
+    return reg_dword(values, name, call, AUTO_FACT)
 
 
 def au_policy_problems(
