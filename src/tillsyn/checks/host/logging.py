@@ -27,6 +27,7 @@ root) and ``sntp`` measures the offset to its server; on Windows the Windows Tim
 must follow a source (not the local CMOS or free-running clock; stopped is ``fail``) and
 ``w32tm /stripchart`` measures the offset to it. There a missing tool, a refusal, no
 answer or output in another language is ``error``. Evidence: each report, offset, source.
+In a container with no answering daemon it is not applicable: the clock is the host's.
 """
 
 from __future__ import annotations
@@ -360,7 +361,7 @@ class TimeSyncParams:
     severity="medium",
     interval="1h",
     params=TimeSyncParams,
-    facts=("host.logs.time_sync",),
+    facts=("host.logs.time_sync", "host.container"),
     needs=(
         "Linux: run chronyc, ntpq and timedatectl; no root needed",
         "macOS: run systemsetup as root, and sntp (UDP 123 to the configured server)",
@@ -430,6 +431,14 @@ def time_sync(facts: HostFacts, p: TimeSyncParams) -> Iterator[Result]:
             f"clock is synchronised per {r.daemon} ({r.detail}), but no daemon reports the offset",
             observed=observed,
             expected=expected,
+        )
+        return
+    container = facts.container()
+    if container:
+        yield Result.not_applicable(
+            CLOCK,
+            f"runs in a {container} container, whose clock is the host's (a container "
+            f"cannot set it); check the host ({'; '.join(sync.silent) or 'no time daemon here'})",
         )
         return
     if sync.silent:

@@ -194,3 +194,35 @@ class HostBase(HasFactCache):
             if machine_id:
                 break
         return HostIdentity(machine_id or hostname, hostname)
+
+    @fact("host.container")
+    def container(self) -> str | None:
+        """The container manager this agent runs under (docker, podman, kubernetes, lxc...),
+        or None on a host or VM.
+
+        Some checks judge what belongs to the host, not to a container sharing its
+        kernel (the clock, for one): inside a container they are not applicable, and say
+        to check the host. The markers are the ones the managers themselves leave:
+        systemd's /run/systemd/container, /.dockerenv, podman's /run/.containerenv, and
+        PID 1's cgroup path (cgroup v1). A marker nobody can read counts as absent.
+        """
+        if self.platform != LINUX:
+            return None
+        try:
+            named = self.path("/run/systemd/container").read_text().strip()
+        except OSError:
+            named = ""
+        if named:
+            return named
+        if self.path("/.dockerenv").exists():
+            return "docker"
+        if self.path("/run/.containerenv").exists():
+            return "podman"
+        try:
+            cgroups = self.path("/proc/1/cgroup").read_text()
+        except OSError:
+            return None
+        for marker, kind in (("/kubepods", "kubernetes"), ("/docker", "docker"), ("/lxc", "lxc")):
+            if marker in cgroups:
+                return kind
+        return None
