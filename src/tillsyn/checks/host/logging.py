@@ -17,7 +17,13 @@
   configured to forward logs and enabled; when nothing forwards, ``fail`` if the
   ``require_shipping`` parameter asks for shipping (NIS2 3.2.5 "back up logs"), else
   ``not_applicable`` saying that logs stay on the host. Configuration that cannot be read
-  is ``error`` either way.
+  is ``error`` either way. On Windows the forwarding is Windows Event Forwarding (the
+  SubscriptionManager policy, enabled when WinRM starts automatically), on macOS
+  syslogd's ``@host`` lines in /etc/syslog.conf.
+
+On Windows (Security, System and Application event logs, one result each) and macOS
+(the unified log, rotated ASL files, newsyslog entries) the same rules are applied as
+:mod:`._logging_retention` describes; other platforms are ``error``.
 
 ``host.logging.time_sync`` passes when a time daemon (chrony, ntpd or
 systemd-timesyncd) reports the clock synchronised with an offset within ``max_offset_ms``. No
@@ -34,11 +40,13 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import timedelta
 
 from tillsyn.checks._format import age_text
 from tillsyn.checks._result import TARGET, Resource, Result
 from tillsyn.checks._spec import check
+from tillsyn.checks.host import _logging_retention
+from tillsyn.checks.host._logging_retention import DAY, INSTALL_SLACK
+from tillsyn.checks.host._logging_retention import days as _days
 from tillsyn.collectors.errors import FactError, FactUnavailable
 from tillsyn.collectors.host import HostFacts
 from tillsyn.collectors.host.logs_journald import (
@@ -52,9 +60,6 @@ from tillsyn.collectors.host.logs_systemd import format_bytes
 JOURNAL = Resource("journal", "journald")
 SHIPPING = Resource("log_shipping", "log-shipping")
 CLOCK = Resource("clock", "system")
-DAY = 86400.0
-#: The journal "reaches back to the host's start" when its oldest entry is this close to it.
-INSTALL_SLACK = timedelta(days=2)
 #: Usage at or above this share of the size limit means journald is deleting by size.
 AT_CAP = 0.9
 
@@ -65,10 +70,6 @@ class RetentionParams:
     retention_days: int = 180
     #: Fail when no log shipping off the host is configured (else not_applicable).
     require_shipping: bool = False
-
-
-def _days(seconds: float) -> float:
-    return round(seconds / DAY, 1)
 
 
 def _limit(facts: HostFacts, s: JournaldSettings, usage: int) -> tuple[int | None, str]:
@@ -284,7 +285,9 @@ def _shipping(facts: HostFacts, p: RetentionParams) -> Result:
             "but that service is not enabled"
         )
     else:
-        looked = ", ".join(config.daemons_found) or "no rsyslog, syslog-ng or journal-upload"
+        names = list(config.looked_for)
+        none = ", ".join(names[:-1]) + (" or " if len(names) > 1 else "") + names[-1]
+        looked = ", ".join(config.daemons_found) or f"no {none}"
         why = f"no forwarding is configured (looked at {looked})"
     if p.require_shipping:
         return Result.failed(
@@ -321,16 +324,35 @@ def _shipping(facts: HostFacts, p: RetentionParams) -> Result:
         "host.logs.installed_at",
         "host.logs.logrotate",
         "host.logs.shipping",
+        "host.logs.windows_event_log",
+        "host.logs.windows_oldest_event",
+        "host.logs.windows_event_log_info",
+        "host.logs.unified_log_span",
+        "host.logs.asl",
+        "host.logs.newsyslog",
     ),
     needs=(
         "read /etc/systemd, /etc/logrotate.conf, /etc/logrotate.d, /etc/rsyslog*, /etc/syslog-ng",
         "read the system journal (root, or the systemd-journal or adm group)",
+        "Windows: run wevtutil and reg query as an administrator (the Security log needs it)",
+        "macOS: run log stats as root; read /etc/asl.conf, /etc/asl, /etc/newsyslog*, "
+        "/etc/syslog.conf",
     ),
     remediation="Set Storage=persistent and SystemMaxUse= large enough (and no shorter "
     "MaxRetentionSec=) in a drop-in under /etc/systemd/journald.conf.d/; raise 'rotate' for "
-    "time-based logrotate stanzas; forward logs to a central collector.",
+    "time-based logrotate stanzas; on Windows raise each event log's maximum size (or "
+    "archive it when full) and keep it enabled; on macOS set ttl= (without all_max=) for "
+    "ASL files and raise newsyslog counts; forward logs to a central collector (the only "
+    "way the macOS unified log is kept long).",
 )
 def retention(facts: HostFacts, p: RetentionParams) -> Iterator[Result]:
+    if facts.platform in ("win32", "darwin"):
+        judge = (
+            _logging_retention.windows if facts.platform == "win32" else _logging_retention.macos
+        )
+        yield from judge(facts, p.retention_days)
+        yield _shipping(facts, p)
+        return
     if facts.platform != "linux":
         yield Result.errored(
             TARGET,

@@ -2,8 +2,10 @@
 
 The parsing lives in sibling modules, one job each: :mod:`logs_systemd` (systemd's
 configuration rules), :mod:`logs_journald`, :mod:`logs_logrotate`, :mod:`logs_shipping`
-and :mod:`logs_time`. This mixin only finds the sources on the host (under the injectable
-root), runs the commands, and turns "could not look" into a FactError.
+and :mod:`logs_time`; Windows event logs in :mod:`logs_windows`, the macOS unified log in
+:mod:`logs_macos`, ASL files in :mod:`logs_asl` and newsyslog in :mod:`logs_newsyslog`.
+This mixin only finds the sources on the host (under the injectable root), runs the
+commands, and turns "could not look" into a FactError.
 """
 
 from __future__ import annotations
@@ -21,7 +23,9 @@ from tillsyn.collectors.errors import (
     FactPermissionDenied,
     FactUnavailable,
 )
+from tillsyn.collectors.host import logs_macos, logs_windows
 from tillsyn.collectors.host._base import LINUX, MACOS, WINDOWS, HostBase
+from tillsyn.collectors.host.logs_asl import AslConfig, AslReader
 from tillsyn.collectors.host.logs_journald import (
     JournalBoot,
     JournaldSettings,
@@ -32,6 +36,8 @@ from tillsyn.collectors.host.logs_journald import (
     resolve_settings,
 )
 from tillsyn.collectors.host.logs_logrotate import LogrotateConfig, LogrotateReader
+from tillsyn.collectors.host.logs_macos import UnifiedLogSpan
+from tillsyn.collectors.host.logs_newsyslog import NewsyslogConfig, NewsyslogReader
 from tillsyn.collectors.host.logs_shipping import (
     Forwarder,
     expand,
@@ -68,6 +74,7 @@ from tillsyn.collectors.host.logs_time_windows import (
     stripchart_argv,
     w32tm_failure,
 )
+from tillsyn.collectors.host.logs_windows import EventLogConfig, EventLogInfo
 
 #: Where the journald binary lives (systemd's libexec directory on each family).
 JOURNALD_BINARIES = ("/usr/lib/systemd/systemd-journald", "/lib/systemd/systemd-journald")
@@ -90,6 +97,7 @@ class ShippingConfig:
     forwarders: tuple[Forwarder, ...]
     files_read: tuple[str, ...]
     daemons_found: tuple[str, ...]
+    looked_for: tuple[str, ...] = ("rsyslog", "syslog-ng", "journal-upload")
 
 
 @dataclass(frozen=True)
@@ -172,9 +180,15 @@ class LogFacts(HostBase):
 
         A host younger than the retention policy cannot hold older logs; this is the
         evidence for that. A root filesystem copied from an image is older than the host,
-        which only errs towards asking for more history, never less.
+        which only errs towards asking for more history, never less. Windows: the
+        registry's InstallDate (:mod:`logs_windows`); macOS: the Data volume's birth
+        (:mod:`logs_macos`).
         """
         name = "host.logs.installed_at"
+        if self.platform == WINDOWS:
+            return logs_windows.read_install_date(self)
+        if self.platform == MACOS:
+            return logs_macos.read_setup_date(self)
         argv = ["stat", "--format=%W", "/"]
         result = self.command(name, argv)
         return parse_birth_time(result.stdout, " ".join(argv))
@@ -186,6 +200,44 @@ class LogFacts(HostBase):
         """Every logrotate stanza with its effective settings (FactUnavailable: none)."""
         self.require_linux("host.logs.logrotate")
         return LogrotateReader(self.root).read()
+
+    @fact("host.logs.newsyslog")
+    def newsyslog(self) -> NewsyslogConfig:
+        """Every newsyslog entry (macOS); FactUnavailable when it is not configured."""
+        self.require_platform("host.logs.newsyslog", MACOS)
+        return NewsyslogReader(self.root).read()
+
+    @fact("host.logs.asl")
+    def asl(self) -> AslConfig:
+        """Rotated ASL output files (macOS); FactUnavailable without /etc/asl.conf."""
+        self.require_platform("host.logs.asl", MACOS)
+        return AslReader(self.root).read()
+
+    # -- Windows event logs and the macOS unified log -----------------------------------
+
+    @fact("host.logs.windows_event_log")
+    def windows_event_log(self, log: str) -> EventLogConfig:
+        """``wevtutil gl LOG``: enabled, retention mode and maximum size."""
+        self.require_platform(logs_windows.CONFIG_FACT, WINDOWS)
+        return logs_windows.read_config(self, log)
+
+    @fact("host.logs.windows_oldest_event")
+    def windows_oldest_event(self, log: str) -> datetime | None:
+        """When the oldest event still in LOG was written; None for an empty log."""
+        self.require_platform(logs_windows.OLDEST_FACT, WINDOWS)
+        return logs_windows.read_oldest_event(self, log)
+
+    @fact("host.logs.windows_event_log_info")
+    def windows_event_log_info(self, log: str) -> EventLogInfo:
+        """``wevtutil gli LOG``: the log file's current size and number of events."""
+        self.require_platform(logs_windows.INFO_FACT, WINDOWS)
+        return logs_windows.read_info(self, log)
+
+    @fact("host.logs.unified_log_span")
+    def unified_log_span(self) -> UnifiedLogSpan:
+        """The oldest and newest entry in the macOS unified log (``log stats``)."""
+        self.require_platform(logs_macos.SPAN_FACT, MACOS)
+        return logs_macos.read_span(self)
 
     # -- shipping ---------------------------------------------------------------------
 
@@ -226,8 +278,11 @@ class LogFacts(HostBase):
 
     @fact("host.logs.shipping")
     def shipping(self) -> ShippingConfig:
-        """Configured forwarding of logs off the host (rsyslog, syslog-ng, journal-upload)."""
+        """Configured forwarding of logs off the host (rsyslog, syslog-ng, journal-upload;
+        Windows Event Forwarding; syslogd's /etc/syslog.conf on macOS)."""
         name = "host.logs.shipping"
+        if self.platform in (WINDOWS, MACOS):
+            return self._shipping_elsewhere()
         self.require_linux(name)
         forwarders: list[Forwarder] = []
         files_read: list[str] = []
@@ -265,6 +320,20 @@ class LogFacts(HostBase):
                 enabled = self.unit_enabled("systemd-journal-upload.service")
                 forwarders.append(Forwarder("journal-upload", url, "URL", where, enabled))
         return ShippingConfig(tuple(forwarders), tuple(files_read), tuple(found))
+
+    def _shipping_elsewhere(self) -> ShippingConfig:
+        """Windows Event Forwarding (:mod:`logs_windows`) or macOS syslogd (:mod:`logs_macos`)."""
+        if self.platform == WINDOWS:
+            wef = logs_windows.read_forwarders(self)
+            return ShippingConfig(
+                tuple(wef),
+                (logs_windows.WEF_KEY,),
+                (logs_windows.WEF,) if wef else (),
+                (logs_windows.WEF,),
+            )
+        forwarders, read = logs_macos.syslogd_forwarders(self.root)
+        daemons = (logs_macos.SYSLOGD,) if read else ()
+        return ShippingConfig(tuple(forwarders), tuple(read), daemons, (logs_macos.SYSLOGD,))
 
     # -- time -------------------------------------------------------------------------
 

@@ -32,7 +32,7 @@ REMOTE_MODULES = ("omfwd", "omrelp", "omhttp", "omelasticsearch", "omkafka", "om
 class Forwarder:
     """One configured way logs leave the host."""
 
-    daemon: str  # rsyslog | syslog-ng | journal-upload
+    daemon: str  # rsyslog | syslog-ng | journal-upload | Windows Event Forwarding | syslogd
     target: str
     how: str  # the action or driver: omfwd, @@ (tcp), network(), URL ...
     where: str  # file:line
