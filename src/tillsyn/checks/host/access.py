@@ -29,11 +29,26 @@ weakening Defaults (``!authenticate``, ``!env_reset``, ``setenv``, ``env_keep`` 
 loader variables, ``exempt_group``, negative ``timestamp_timeout``) are approved. It
 keeps the grants in canonical one-line form with NOPASSWD and ALL named.
 
+On macOS both read the local directory (dscl) instead of /etc/passwd and /etc/group,
+with the same rules: service accounts (``_name`` or UID below 500) without a password
+are not interactive, a disabled account reads "locked", and ``admin`` is the privileged
+group sudoers grants ``ALL`` to (sudoers is read as on Linux). On Windows an enabled
+local user takes the place of an interactive account, the built-in Administrator (RID
+500) enabled fails like a second UID 0, and privilege is membership of Administrators,
+Remote Desktop Users and Backup Operators (see :mod:`.access_windows`).
+
 ``host.access.ssh_keys`` passes for an account whose authorized keys (every
 AuthorizedKeysFile sshd uses, from ``sshd -T``, else sshd_config, else the OpenSSH
 default, the source kept) are approved; it keeps fingerprints, types, comments and
 options, never key material. Keys served by an AuthorizedKeysCommand are
 ``not_applicable``: they live in the directory that command reads, not on this host.
+The accounts are /etc/passwd's on Linux, the directory's users (dscl) on macOS, whose
+keys are judged whether Remote Login is on or off (they grant access the moment it is
+switched on), and the user profiles (ProfileList) on Windows, where the files a
+``Match Group administrators`` block names (Win32-OpenSSH's
+administrators_authorized_keys) are judged as one subject, "<file> (members of
+Administrators)". A Match block that points other users at keys elsewhere is an
+``error``: those keys are not read (see :mod:`.access_ssh_windows`).
 
 ``host.access.review_age`` passes when the baseline was approved within
 ``review_days``; no baseline file fails ("access has never been reviewed").
@@ -56,6 +71,17 @@ from tillsyn.collectors.host.access_baseline import Baseline
 from tillsyn.collectors.host.access_sudoers import DefaultsEntry, SudoGrant
 
 DEFAULT_BASELINE = "/etc/tillsyn/access-baseline.yaml"
+#: Where the default baseline lives on Windows (no /etc there).
+WINDOWS_BASELINE = r"C:\ProgramData\tillsyn\access-baseline.yaml"
+
+
+def baseline_path(facts: HostFacts, configured: str) -> str:
+    """The baseline file to read: the configured one, or the platform's default."""
+    if configured == DEFAULT_BASELINE and facts.platform == "win32":
+        return WINDOWS_BASELINE
+    return configured
+
+
 PRIVILEGED_GROUPS = ("sudo", "wheel", "admin", "adm", "docker", "lxd", "libvirt", "root")
 #: Variables that let a caller load code into a root process when kept by env_keep.
 LOADER_VARIABLES = ("LD_", "PYTHONPATH", "PYTHONSTARTUP", "PERL5LIB", "PERL5OPT", "BASH_ENV")
@@ -116,6 +142,7 @@ def _reference(
     snapshot: Snapshot,
 ) -> Reference | Result:
     """The reference for one check, or the error result that says why there is none."""
+    path = baseline_path(facts, path)
     resource = Resource("baseline", path)
     try:
         baseline = facts.access_baseline(path)
@@ -228,20 +255,22 @@ def _state(
     return {
         "password": entry.password,
         "locked": entry.locked,
-        "expired": entry.expired(facts.now.date()),
+        "expired": entry.expired(facts.now.date()) if entry.expiry_known else "not read",
         "expires_on": entry.expires_on.isoformat() if entry.expires_on else None,
     }
 
 
-def _state_text(state: dict[str, Any]) -> str:
+def _state_text(state: dict[str, Any], source: str = "shadow") -> str:
     if state["locked"] == "unknown":
-        return f"password {state['password']}, locked/expired state unknown (shadow unreadable)"
+        return f"password {state['password']}, locked/expired state unknown ({source} unreadable)"
     bits = [f"password {state['password'].replace('_', ' ')}"]
     bits.append("locked" if state["locked"] else "not locked")
     if state["expired"] is True:
         bits.append(f"expired on {state['expires_on']}")
     elif state["expired"] is False:
         bits.append("not expired")
+    elif state["expired"] == "not read":
+        bits.append("account expiry not read")
     return ", ".join(bits)
 
 
@@ -266,13 +295,31 @@ def _state_text(state: dict[str, Any]) -> str:
     severity="high",
     interval="1h",
     params=AccountsParams,
-    facts=("host.access.accounts", "host.access.shadow", "host.access.baseline"),
-    needs=("read /etc/passwd; /etc/shadow needs root for locked/expired state",),
+    facts=(
+        "host.access.accounts",
+        "host.access.shadow",
+        "host.access.baseline",
+        "host.access.macos_users",
+        "host.access.windows_users",
+    ),
+    needs=(
+        "read /etc/passwd; /etc/shadow needs root for locked/expired state",
+        "macOS: run dscl; root to see AuthenticationAuthority (disabled accounts)",
+        "Windows: run PowerShell Get-LocalUser (64-bit PowerShell)",
+    ),
     remediation="Remove or lock accounts nobody approved (usermod -L -e 1, or userdel), give "
     "service accounts /usr/sbin/nologin, never a second UID 0, and record approved accounts in "
-    "the access baseline file.",
+    "the access baseline file. macOS: sysadminctl -deleteUser, or pwpolicy -u USER "
+    "-disableuser. Windows: Disable-LocalUser (the built-in Administrator and Guest too) or "
+    "Remove-LocalUser, and net user USER /passwordreq:yes where PasswordRequired is False.",
 )
 def accounts(facts: HostFacts, p: AccountsParams) -> Iterator[Result]:
+    if facts.platform == "win32":
+        from tillsyn.checks.host import access_windows  # builds on this module's helpers
+
+        yield from access_windows.accounts(facts, p)
+        return
+    macos = facts.platform == "darwin"
     try:
         local = facts.accounts()
     except FactError as exc:
@@ -283,11 +330,19 @@ def accounts(facts: HostFacts, p: AccountsParams) -> Iterator[Result]:
         shadow = facts.shadow()
     except FactError as exc:
         shadow = None
-        yield Result.errored(
-            Resource("file", "/etc/shadow"),
-            f"could not read /etc/shadow ({exc.reason}): whether accounts are locked or "
-            "expired, or have an empty password, is unknown",
-        )
+        if macos:
+            yield Result.errored(
+                Resource("dscl", "AuthenticationAuthority"),
+                f"could not read the accounts' AuthenticationAuthority ({exc.reason}): "
+                "whether accounts are disabled is unknown",
+            )
+        else:
+            yield Result.errored(
+                Resource("file", "/etc/shadow"),
+                f"could not read /etc/shadow ({exc.reason}): whether accounts are locked or "
+                "expired, or have an empty password, is unknown",
+            )
+    source = "AuthenticationAuthority" if macos else "shadow"
     interactive = [a for a in local if a.interactive]
     snapshot: Snapshot = {"interactive": sorted(a.name for a in interactive)}
     ref = _reference(
@@ -318,7 +373,7 @@ def accounts(facts: HostFacts, p: AccountsParams) -> Iterator[Result]:
             yield Result.failed(
                 resource,
                 f"{account.name} has UID 0 besides root: a second, separately named root "
-                f"account (shell {account.shell}, {_state_text(state)})",
+                f"account (shell {account.shell}, {_state_text(state, source)})",
                 observed=observed,
                 expected={"uid0": ["root"]},
             )
@@ -334,7 +389,7 @@ def accounts(facts: HostFacts, p: AccountsParams) -> Iterator[Result]:
                 observed=observed,
             )
             continue
-        what = f"{account.name}: interactive shell {account.shell}, {_state_text(state)}"
+        what = f"{account.name}: interactive shell {account.shell}, {_state_text(state, source)}"
         if approved is None or not isinstance(ref, Reference):
             yield Result.errored(
                 resource,
@@ -346,9 +401,10 @@ def accounts(facts: HostFacts, p: AccountsParams) -> Iterator[Result]:
 
     nologin = sorted(a.name for a in local if not a.interactive and a.uid != 0)
     if nologin:
+        service = " or are service accounts without a password" if macos else ""
         yield Result.passed(
             Resource("accounts", "non-interactive"),
-            f"{len(nologin)} accounts have no login shell (nologin, false)",
+            f"{len(nologin)} accounts have no login shell (nologin, false){service}",
             observed={"accounts": nologin},
         )
     if isinstance(ref, Reference):
@@ -423,12 +479,24 @@ def _grant_text(grants: list[SudoGrant]) -> str:
         "host.access.groups",
         "host.access.sudo",
         "host.access.baseline",
+        "host.access.macos_groups",
+        "host.access.windows_groups",
     ),
-    needs=("read /etc/passwd and /etc/group; /etc/sudoers and its includes need root",),
+    needs=(
+        "read /etc/passwd and /etc/group; /etc/sudoers and its includes need root",
+        "macOS: run dscl; /etc/sudoers needs root as on Linux",
+        "Windows: run PowerShell Get-LocalGroupMember (64-bit PowerShell)",
+    ),
     remediation="Remove unapproved members (gpasswd -d USER GROUP) and sudo rules (visudo), "
-    "or record the approved ones in the access baseline file.",
+    "or record the approved ones in the access baseline file. macOS: dseditgroup -o edit -d "
+    "USER -t user admin. Windows: Remove-LocalGroupMember -SID S-1-5-32-544 -Member USER.",
 )
 def privileged(facts: HostFacts, p: PrivilegedParams) -> Iterator[Result]:
+    if facts.platform == "win32":
+        from tillsyn.checks.host import access_windows  # builds on this module's helpers
+
+        yield from access_windows.privileged(facts, p)
+        return
     try:
         local, groups = facts.accounts(), facts.groups()
     except FactError as exc:
@@ -601,17 +669,23 @@ def _sudo_results(
     params=SshKeysParams,
     facts=(
         "host.access.accounts",
+        "host.access.ssh_key_holders",
         "host.access.sshd_keys_config",
         "host.access.authorized_keys",
+        "host.access.authorized_keys_file",
         "host.access.baseline",
     ),
-    needs=("root: sshd -T reads the host keys, and other users' home directories",),
+    needs=(
+        "root: sshd -T reads the host keys, and other users' home directories",
+        "macOS: run dscl (no privilege needed); root for sshd -T as on Linux",
+        "Windows: run sshd.exe -T and reg query (ProfileList); SYSTEM or an administrator "
+        "to read other profiles and administrators_authorized_keys",
+    ),
     remediation="Remove keys nobody approved from the authorized_keys file (or rotate them), "
     "and record approved fingerprints in the access baseline file.",
 )
 def ssh_keys(facts: HostFacts, p: SshKeysParams) -> Iterator[Result]:
     try:
-        local = facts.accounts()
         config = facts.sshd_keys_config()
     except FactError as exc:
         yield Result.errored(
@@ -630,31 +704,39 @@ def ssh_keys(facts: HostFacts, p: SshKeysParams) -> Iterator[Result]:
             "live in the directory it queries and cannot be listed from this host",
             observed={"authorized_keys_command": config.command},
         )
-    if not config.files:
+    for label, why in config.unevaluated:
+        yield Result.errored(Resource("sshd", label), why, observed=source)
+    groups = [(f"{f} (members of {g})", f) for g, files in config.group_files for f in files]
+    if not config.files and not groups:
         yield Result.not_applicable(
             Resource("sshd", "AuthorizedKeysFile"),
             "AuthorizedKeysFile is none: sshd reads no authorized_keys files",
             observed=source,
         )
         return
+    try:
+        holders = facts.ssh_key_holders() if config.files else ()
+    except FactError as exc:
+        yield Result.errored(
+            Resource("ssh_authorized_keys", "all-accounts"),
+            f"could not list the accounts whose authorized keys sshd reads: {exc}",
+            observed=source,
+        )
+        return
+    reads = [(h.name, h.name, False) for h in holders] + [(s, f, True) for s, f in groups]
     found: dict[str, list[dict[str, object]]] = {}
-    errors: list[Result] = []
-    for account in local:
+    for subject, name, whole_file in reads:
         try:
-            keys = facts.authorized_keys(account.name)
+            keys = facts.authorized_keys_file(name) if whole_file else facts.authorized_keys(name)
         except FactError as exc:
-            errors.append(
-                Result.errored(
-                    Resource("ssh_authorized_keys", account.name),
-                    f"could not read the authorized keys of {account.name}: {exc.reason} "
-                    f"({exc.call})",
-                    observed=source,
-                )
+            yield Result.errored(
+                Resource("ssh_authorized_keys", subject),
+                f"could not read the authorized keys of {subject}: {exc.reason} ({exc.call})",
+                observed=source,
             )
             continue
         if keys:
-            found[account.name] = [k.as_evidence() for k in keys]
-    yield from errors
+            found[subject] = [k.as_evidence() for k in keys]
     snapshot: Snapshot = {
         user: sorted({str(k["fingerprint"]) for k in keys}) for user, keys in found.items()
     }
@@ -664,11 +746,13 @@ def ssh_keys(facts: HostFacts, p: SshKeysParams) -> Iterator[Result]:
     if isinstance(ref, Result):
         yield ref
     if not found:
+        read_files = " ".join([*config.files, *(subject for subject, _f in groups)])
         yield Result.passed(
             Resource("ssh_authorized_keys", "all-accounts"),
-            f"no account of {len(local)} has an authorized key in {' '.join(config.files)}{where}",
-            observed=source | {"accounts": len(local)},
+            f"no account of {len(holders)} has an authorized key in {read_files}{where}",
+            observed=source | {"accounts": len(holders)},
         )
+    sids = {h.name: {"sid": h.sid} for h in holders if h.sid}
     for user, entries in sorted(found.items()):
         resource = Resource("ssh_authorized_keys", user)
         listed = ", ".join(
@@ -676,7 +760,7 @@ def ssh_keys(facts: HostFacts, p: SshKeysParams) -> Iterator[Result]:
             for k in entries
         )
         what = f"{user}: {len(entries)} authorized key(s) {listed}{where}"
-        observed = source | {"keys": entries}
+        observed = source | sids.get(user, {}) | {"keys": entries}
         if isinstance(ref, Reference):
             approved = ref.approved.get(user, frozenset())
             yield _judge(
@@ -716,21 +800,22 @@ def ssh_keys(facts: HostFacts, p: SshKeysParams) -> Iterator[Result]:
     "approved_at.",
 )
 def review_age(facts: HostFacts, p: ReviewAgeParams) -> Iterator[Result]:
-    resource = Resource("baseline", p.baseline_file)
+    path = baseline_path(facts, p.baseline_file)
+    resource = Resource("baseline", path)
     expected = {"review_days": p.review_days}
     try:
-        baseline = facts.access_baseline(p.baseline_file)
+        baseline = facts.access_baseline(path)
     except FactError as exc:
         yield Result.errored(
             resource,
-            f"access baseline {p.baseline_file} is unusable: {exc.reason}",
+            f"access baseline {path} is unusable: {exc.reason}",
             expected=expected,
         )
         return
     if baseline is None:
         yield Result.failed(
             resource,
-            f"access has never been reviewed: no approved baseline at {p.baseline_file}",
+            f"access has never been reviewed: no approved baseline at {path}",
             expected=expected,
         )
         return
@@ -743,7 +828,7 @@ def review_age(facts: HostFacts, p: ReviewAgeParams) -> Iterator[Result]:
     if age < -CLOCK_SKEW:
         yield Result.errored(
             resource,
-            f"access baseline {p.baseline_file} says it was approved {age_text(age)} in the "
+            f"access baseline {path} says it was approved {age_text(age)} in the "
             "future; the date or the clock is wrong",
             observed=observed,
             expected=expected,
@@ -752,7 +837,7 @@ def review_age(facts: HostFacts, p: ReviewAgeParams) -> Iterator[Result]:
     yield Result.judge(
         age <= timedelta(days=p.review_days),
         resource,
-        f"access baseline {p.baseline_file} was approved by {baseline.approved_by} "
+        f"access baseline {path} was approved by {baseline.approved_by} "
         f"{age_text(age)} ago (review every {p.review_days} d)",
         observed=observed,
         expected=expected,

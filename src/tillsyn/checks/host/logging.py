@@ -306,7 +306,7 @@ def _shipping(facts: HostFacts, p: RetentionParams) -> Result:
 
 @check(
     id="host.logging.retention",
-    title="Logs are kept for the retention period (journald, logrotate) and shipped",
+    title="Logs are kept for the retention period and shipped",
     target="host",
     controls=(
         "iso27001:2022/A.8.15",

@@ -32,6 +32,7 @@ from tillsyn.collectors.errors import (
     FactTimeout,
     FactUnavailable,
 )
+from tillsyn.collectors.host import windows_paths
 from tillsyn.collectors.memory import FactMemory
 
 #: Platform names as ``sys.platform`` spells them.
@@ -85,7 +86,10 @@ class HostBase(HasFactCache):
     # -- files ------------------------------------------------------------------------
 
     def path(self, path: str) -> Path:
-        """``path`` (absolute, as on the host) under this collector's root."""
+        """``path`` (absolute, as on the host) under this collector's root; on Windows a
+        drive-letter path (``C:\\ProgramData\\...``) per :mod:`.windows_paths`."""
+        if self.platform == WINDOWS and windows_paths.is_absolute(path):
+            return windows_paths.host_file(self.root, path)
         return self.root / path.lstrip("/")
 
     def read_text(self, fact_name: str, path: str) -> str:

@@ -1,10 +1,14 @@
 """Access facts: accounts, groups, sudo grants, SSH authorized keys, the approved baseline.
 
-Everything is read from files under the collector's root except ``sshd -T``, which is
-the only way to learn the AuthorizedKeysFile sshd really uses (defaults, Include files
-and all). Run unprivileged, /etc/shadow and /etc/sudoers (mode 0640/0440) cannot be
-read and ``sshd -T`` fails on the host keys: those facts raise FactPermissionDenied, or
-fall back, saying so, instead of guessing. Parsing lives in the ``access_*`` modules.
+On Linux everything is read from files under the collector's root except ``sshd -T``,
+which is the only way to learn the AuthorizedKeysFile sshd really uses (defaults, Include
+files and all). Run unprivileged, /etc/shadow and /etc/sudoers (mode 0640/0440) cannot
+be read and ``sshd -T`` fails on the host keys: those facts raise FactPermissionDenied,
+or fall back, saying so, instead of guessing. macOS answers the same facts from
+``dscl -plist`` (accounts, groups, password state) and the same sudoers files; Windows
+from PowerShell's local accounts and groups (:mod:`.access_platforms`), the registry's
+ProfileList and OpenSSH's sshd_config with its ``Match Group administrators`` file
+(:mod:`.access_ssh_windows`). Parsing lives in the ``access_*`` modules.
 """
 
 from __future__ import annotations
@@ -22,7 +26,10 @@ from tillsyn.collectors.errors import (
     FactPermissionDenied,
     FactUnavailable,
 )
-from tillsyn.collectors.host._base import HostBase
+from tillsyn.collectors.host import access_macos as mac
+from tillsyn.collectors.host import access_ssh_platforms as sshp
+from tillsyn.collectors.host import access_ssh_windows as sshw
+from tillsyn.collectors.host._base import LINUX, MACOS
 from tillsyn.collectors.host.access_accounts import (
     Account,
     Group,
@@ -32,13 +39,12 @@ from tillsyn.collectors.host.access_accounts import (
     parse_shadow,
 )
 from tillsyn.collectors.host.access_baseline import Baseline, parse_baseline
+from tillsyn.collectors.host.access_platforms import AccessPlatformFacts
 from tillsyn.collectors.host.access_ssh import (
     DEFAULT_AUTHORIZED_KEYS,
     AuthorizedKey,
     KeysConfig,
     config_directives,
-    expand_tokens,
-    parse_authorized_keys,
     parse_sshd_t,
 )
 from tillsyn.collectors.host.access_sudoers import SudoPolicy, effective_grants, parse_sudoers
@@ -56,21 +62,30 @@ class Remembered:
     recorded_now: bool
 
 
-class AccessFacts(HostBase):
+class AccessFacts(AccessPlatformFacts):
     @fact("host.access.accounts")
     def accounts(self) -> tuple[Account, ...]:
-        """Local accounts from /etc/passwd (world-readable)."""
+        """Local accounts from /etc/passwd (world-readable); macOS: the local directory."""
+        if self.platform == MACOS:
+            return tuple(u.account for u in self.macos_users())
         self.require_linux("host.access.accounts")
         return parse_passwd(self.read_text("host.access.accounts", "/etc/passwd"))
 
     @fact("host.access.groups")
     def groups(self) -> tuple[Group, ...]:
+        if self.platform == MACOS:
+            return self.macos_groups()
         self.require_linux("host.access.groups")
         return parse_group(self.read_text("host.access.groups", "/etc/group"))
 
     @fact("host.access.shadow")
     def shadow(self) -> dict[str, ShadowState]:
-        """Password and expiry state per account; /etc/shadow needs root (or group shadow)."""
+        """Password and expiry state per account; /etc/shadow needs root (or group shadow).
+
+        macOS: password and disabled state from the directory (see :mod:`.access_macos`).
+        """
+        if self.platform == MACOS:
+            return mac.auth_states(self.macos_users(), " ".join(mac.DSCL_USERS))
         self.require_linux("host.access.shadow")
         return parse_shadow(self.read_text("host.access.shadow", "/etc/shadow"))
 
@@ -97,9 +112,13 @@ class AccessFacts(HostBase):
 
     @fact("host.access.sudo")
     def sudo_policy(self) -> SudoPolicy | None:
-        """The effective grants of /etc/sudoers and its includes; None without sudoers."""
+        """The effective grants of /etc/sudoers and its includes; None without sudoers.
+
+        macOS ships sudo with the same grammar: /etc/sudoers there includes
+        /private/etc/sudoers.d and ``%admin`` resolves through the directory's groups.
+        """
         name = "host.access.sudo"
-        self.require_linux(name)
+        self.require_platform(name, LINUX, MACOS)
         if not self.path("/etc/sudoers").exists():
             return None
         try:
@@ -143,12 +162,19 @@ class AccessFacts(HostBase):
 
     @fact("host.access.sshd_keys_config")
     def sshd_keys_config(self) -> KeysConfig:
-        """AuthorizedKeysFile/Command from ``sshd -T``, else sshd_config, else the default."""
+        """AuthorizedKeysFile/Command from ``sshd -T``, else sshd_config, else the default.
+
+        macOS reads the same way (/usr/sbin/sshd, /etc/ssh/sshd_config and its
+        sshd_config.d); Windows in :mod:`.access_ssh_windows`. Unparsable output and a
+        timeout are errors, not a reason to fall back (see ``SSHD_T_FATAL``).
+        """
         name = "host.access.sshd_keys_config"
-        self.require_linux(name)
+        self.require_platform(name, LINUX, MACOS, sshw.PLATFORM)
+        if self.platform == sshw.PLATFORM:
+            return sshw.keys_config(self)
         try:
             result = self.command(name, [SSHD, "-T"])
-        except FactParseError:
+        except sshp.SSHD_T_FATAL:
             raise
         except FactError as exc:
             why = f"sshd -T failed ({exc.reason})"
@@ -214,32 +240,33 @@ class AccessFacts(HostBase):
                         return out
         return out
 
+    @fact("host.access.ssh_key_holders")
+    def ssh_key_holders(self) -> tuple[sshp.KeyHolder, ...]:
+        """Whose keys sshd may read: /etc/passwd accounts (Linux), the directory's users
+        (macOS, dscl), user profiles (Windows, ProfileList); see :mod:`.access_ssh_platforms`."""
+        if self.platform == LINUX:
+            return tuple(sshp.KeyHolder(a.name, a.home, a.uid) for a in self.accounts())
+        return sshp.collect(self)
+
     @fact("host.access.authorized_keys")
     def authorized_keys(self, user: str) -> tuple[AuthorizedKey, ...]:
         """The keys in every AuthorizedKeysFile of ``user``; missing files hold none."""
         name = "host.access.authorized_keys"
-        account = next((a for a in self.accounts() if a.name == user), None)
-        if account is None:
-            raise FactUnavailable(name, user, "no such account in /etc/passwd")
+        holder = next((h for h in self.ssh_key_holders() if h.name == user), None)
+        if holder is None:
+            source = sshp.holders_source(self.platform)
+            raise FactUnavailable(name, user, f"no such account in {source}")
         config = self.sshd_keys_config()
         keys: list[AuthorizedKey] = []
-        seen: set[str] = set()
-        for pattern in config.files:
-            path = expand_tokens(pattern, account.name, account.uid, account.home)
-            if path in seen:
-                continue
-            seen.add(path)
-            target = self.path(path)
-            try:
-                text = target.read_text(encoding="utf-8", errors="replace")
-            except (FileNotFoundError, NotADirectoryError):
-                continue
-            except PermissionError as exc:
-                raise FactPermissionDenied(name, path, "permission denied") from exc
-            except IsADirectoryError as exc:
-                raise FactUnavailable(name, path, "is a directory") from exc
-            keys.extend(parse_authorized_keys(text, path))
+        for path in sshp.key_paths(self, config.files, holder):
+            keys.extend(sshp.read_keys(self, path))
         return tuple(keys)
+
+    @fact("host.access.authorized_keys_file")
+    def authorized_keys_file(self, path: str) -> tuple[AuthorizedKey, ...]:
+        """The keys in one file that counts for a whole group (Windows:
+        administrators_authorized_keys); a missing file holds none."""
+        return sshp.read_keys(self, path)
 
     # -- baseline ---------------------------------------------------------------------
 

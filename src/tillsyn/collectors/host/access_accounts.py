@@ -45,11 +45,14 @@ class Account:
     shell: str
     #: "shadow" when the passwd field is ``x`` (the usual case), else the state it shows.
     passwd_field: Literal["shadow", "empty", "locked", "hash"]
+    #: macOS only: a service account that cannot log in with a password (see
+    #: :mod:`.access_macos`), so not interactive whatever its shell. Never set on Linux.
+    no_login_service: bool = False
 
     @property
     def interactive(self) -> bool:
         """An empty shell field means /bin/sh to login(1), so it is interactive."""
-        return self.shell not in NOLOGIN_SHELLS
+        return not self.no_login_service and self.shell not in NOLOGIN_SHELLS
 
 
 @dataclass(frozen=True)
@@ -69,6 +72,8 @@ class ShadowState:
     password: PasswordState
     locked: bool
     expires_on: date | None  # the account (not password) expiry date, field 8
+    #: False where the source does not hold the expiry date (macOS: pwpolicy, not read).
+    expiry_known: bool = True
 
     def expired(self, today: date) -> bool:
         return self.expires_on is not None and self.expires_on <= today

@@ -71,6 +71,11 @@ class KeysConfig:
     command: str | None  # AuthorizedKeysCommand, when set
     source: str  # "sshd -T", "/etc/ssh/sshd_config", "OpenSSH default"
     note: str  # why a fallback was used ("" for sshd -T)
+    #: Files sshd reads instead for the members of a group, from a ``Match Group`` block
+    #: (Windows: Administrators -> administrators_authorized_keys); host paths.
+    group_files: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    #: (label, why) of Match blocks that point some users at other keys, not evaluated.
+    unevaluated: tuple[tuple[str, str], ...] = ()
 
 
 def fingerprint(blob: bytes) -> str:
