@@ -99,21 +99,40 @@ def test_a_hidden_account_with_a_password_is_interactive_whatever_its_uid() -> N
     assert toor.account.uid == 0 and not mac.is_service("toor", 0)
 
 
-def test_service_account_disabled_by_authority_is_not_interactive() -> None:
+def test_shipped_service_account_disabled_by_authority_is_not_interactive() -> None:
+    disabled = [";DisabledUser;;ShadowHash;HASHLIST:<SALTED-SHA512-PBKDF2>"]
     text = _plist(
         [
-            _user(
-                "_svc",
-                "300",
-                Password=["********"],
-                AuthenticationAuthority=[
-                    ";DisabledUser;;ShadowHash;HASHLIST:<SALTED-SHA512-PBKDF2>"
-                ],
-            )
+            _user("_mbsetupuser", "248", Password=["********"], AuthenticationAuthority=disabled)
+            | {"dsAttrTypeStandard:UserShell": ["/bin/bash"]},
+            _user("_svc", "300", Password=["********"], AuthenticationAuthority=disabled),
         ]
     )
-    (user,) = mac.parse_users(text, "dscl")
-    assert user.disabled and not user.account.interactive
+    setup, svc = mac.parse_users(text, "dscl")
+    assert setup.disabled and not setup.account.interactive
+    # Not one of Apple's: disabled, but a shell is a way in (keys, sudo -u); judged.
+    assert svc.disabled and svc.account.interactive
+
+
+@pytest.mark.parametrize(
+    ("name", "uid", "shell", "interactive"),
+    [
+        ("_backdoor", "499", "/bin/zsh", True),  # hidden, no password, a real shell
+        ("helper", "480", "/bin/bash", True),
+        ("_mbsetupuser", "248", "/bin/zsh", True),  # Apple's name, not Apple's shell
+        ("_mbsetupuser", "501", "/bin/bash", True),  # Apple's name and shell, not its UID
+        ("_mbsetupuser", "248", "/bin/bash", False),  # as Apple ships it
+        ("_uucp", "4", "/usr/sbin/uucico", False),
+        ("_hidden", "499", "/usr/bin/false", False),  # no shell: not interactive anyway
+    ],
+)
+def test_hidden_account_without_password_but_with_a_shell_is_interactive(
+    name: str, uid: str, shell: str, interactive: bool
+) -> None:
+    record = _user(name, uid, Password=["*"]) | {"dsAttrTypeStandard:UserShell": [shell]}
+    (user,) = mac.parse_users(_plist([record]), "dscl")
+    assert mac.is_service(name, int(uid))
+    assert user.account.interactive is interactive
 
 
 def test_missing_primary_group_and_shell_take_the_documented_defaults() -> None:
@@ -175,6 +194,33 @@ def test_legacy_crypt_password_is_classified_and_dropped() -> None:
 
 
 @pytest.mark.parametrize(
+    ("attribute", "values"),
+    [
+        ("dsAttrTypeStandard:Password", ["Xy1abcdEFGhij", "$1$saltsalt$Qm9vZ2VyaGFzaGhhc2g"]),
+        ("dsAttrTypeStandard:Password", "Xy1abcdEFGhij"),
+        ("dsAttrTypeStandard:AuthenticationAuthority", ["Xy1abcdEFGhij", 7]),
+        ("dsAttrTypeNative:ShadowHashData", [b"Xy1abcdEFGhij"]),
+    ],
+)
+def test_parse_errors_never_quote_password_material(attribute: str, values: Any) -> None:
+    record: dict[str, Any] = {**_user("old", "501"), attribute: values}
+    with pytest.raises(FactParseError) as caught:
+        mac.parse_users(_plist([record]), "dscl")
+    text = str(caught.value) + caught.value.snippet
+    assert "Xy1abcdEFGhij" not in text and "saltsalt" not in text, text
+
+
+def test_multi_value_password_error_names_the_attribute_not_the_values() -> None:
+    hashes = ["Xy1abcdEFGhij", "$1$saltsalt$Qm9vZ2VyaGFzaGhhc2g"]
+    with pytest.raises(FactParseError, match="old: Password has 2 values") as caught:
+        mac.parse_users(_plist([_user("old", "501", Password=hashes)]), "dscl")
+    assert "withheld" in str(caught.value)
+    for secret in hashes:
+        assert secret not in str(caught.value)
+    assert find_secret(jsonable({"m": str(caught.value)})) is None
+
+
+@pytest.mark.parametrize(
     ("stdout", "says"),
     [
         ("", "no output"),
@@ -209,19 +255,56 @@ def test_truncated_dscl_answer_is_a_parse_error() -> None:
 # -- macOS: groups -------------------------------------------------------------------
 
 
+def _mac_accounts(name: str = "dscl-readall-users/sonoma-office.json") -> tuple[Any, ...]:
+    return tuple(u.account for u in mac.parse_users(_stdout(name), "dscl"))
+
+
 def test_nested_admin_groups_are_expanded_and_unknown_ones_kept() -> None:
     groups = {
         g.name: g
-        for g in mac.parse_groups(_stdout("dscl-readall-groups/sonoma-nested-admins.json"), "d")
+        for g in mac.parse_groups(
+            _stdout("dscl-readall-groups/sonoma-nested-admins.json"), "d", _mac_accounts()
+        )
     }
     assert groups["admin"].gid == 80
     assert groups["admin"].members == (
         "alice",
         "bob",  # through the local group helpdesk
+        "group:helpdesk",  # the nesting itself is a member: drift against the baseline
         "nested-group:F3C2A1B0-7E6D-4C5B-8A9F-0E1D2C3B4A59",  # an AD group, not local
         "root",
     )
     assert groups["wheel"].members == ("root",)
+
+
+def test_staff_nested_into_admin_brings_every_user_by_primary_group() -> None:
+    groups = {
+        g.name: g
+        for g in mac.parse_groups(
+            _stdout("dscl-readall-groups/sonoma-staff-nested.json"), "d", _mac_accounts()
+        )
+    }
+    # alice, bob and carol have PrimaryGroupID 20 (staff); root is staff by GroupMembership
+    assert groups["admin"].members == ("alice", "bob", "carol", "group:staff", "root")
+    assert groups["staff"].members == ("root",)  # primary members are added by the check
+
+
+@pytest.mark.parametrize(
+    "rule", ["everyone", "localaccounts", "netaccounts", "authedusers", "consoleusers"]
+)
+def test_rule_based_group_nested_into_admin_is_all_users_never_empty(rule: str) -> None:
+    def group(name: str, gid: str, guid: str, nested: list[str]) -> dict[str, list[str]]:
+        return {
+            "dsAttrTypeStandard:RecordName": [name],
+            "dsAttrTypeStandard:PrimaryGroupID": [gid],
+            "dsAttrTypeStandard:GeneratedUID": [guid],
+            "dsAttrTypeStandard:GroupMembership": ["root"] if name == "admin" else [],
+            "dsAttrTypeStandard:NestedGroups": nested,
+        }
+
+    text = _plist([group("admin", "80", "G-80", ["G-R"]), group(rule, "12", "G-R", [])])
+    groups = {g.name: g for g in mac.parse_groups(text, "d", _mac_accounts())}
+    assert groups["admin"].members == (f"group:{rule} (all users)", "root")
 
 
 def test_nested_group_loops_end() -> None:
@@ -239,8 +322,9 @@ def test_nested_group_loops_end() -> None:
     text = _plist(
         [group("a", "700", "G-A", ["x"], ["g-b"]), group("b", "701", "G-B", ["y"], ["G-A"])]
     )
-    groups = {g.name: g for g in mac.parse_groups(text, "d")}
-    assert groups["a"].members == ("x", "y") and groups["b"].members == ("x", "y")
+    groups = {g.name: g for g in mac.parse_groups(text, "d", ())}
+    assert groups["a"].members == ("group:b", "x", "y")
+    assert groups["b"].members == ("group:a", "x", "y")
 
 
 @pytest.mark.parametrize(
@@ -253,7 +337,7 @@ def test_nested_group_loops_end() -> None:
 )
 def test_bad_dscl_group_answers_are_parse_errors(stdout: str, says: str) -> None:
     with pytest.raises(FactParseError, match=says):
-        mac.parse_groups(stdout, "dscl")
+        mac.parse_groups(stdout, "dscl", ())
 
 
 # -- macOS: collector ----------------------------------------------------------------
@@ -344,6 +428,14 @@ def test_windows_users_fixture_parses() -> None:
     assert not alice.expired(PINNED_NOW)
 
 
+def test_escaped_non_ascii_names_arrive_exactly() -> None:
+    # What the script prints for Björn: ASCII only, whatever code page decodes it.
+    text = _users_json(_win_user(), _win_user(Name="Björn", SID="S-1-5-21-1-2-3-1001"))
+    assert '"Bj\\u00f6rn"' in text and text.isascii()  # json.dumps escapes as the script does
+    answer = win.parse_users(text, "", "ps")
+    assert [u.name for u in answer.users] == ["Administrator", "Björn"]
+
+
 def test_a_bare_user_object_is_accepted_as_a_list_of_one() -> None:
     text = json.dumps({"ComputerName": "WS01", "Users": _win_user()})
     assert len(win.parse_users(text, "", "ps").users) == 1
@@ -378,7 +470,7 @@ def test_windows_groups_by_sid_with_local_prefix_dropped_and_domains_kept() -> N
     answer = win.parse_groups(
         _stdout("powershell-local-group-members/win11-de-bob-admin.json"), "", "ps"
     )
-    admins, rdu, backup = answer.groups
+    admins, rdu, backup, remote, hyperv = answer.groups
     assert (admins.sid, admins.name, admins.local_name) == (
         "S-1-5-32-544",
         "Administrators",
@@ -388,6 +480,13 @@ def test_windows_groups_by_sid_with_local_prefix_dropped_and_domains_kept() -> N
     assert {m.object_class for m in admins.members} == {"User", "Group"}
     assert rdu.name == "Remote Desktop Users" and rdu.member_names == ["CORP\\helpdesk"]
     assert backup.member_names == []
+    assert (remote.sid, remote.name, remote.local_name) == (
+        "S-1-5-32-580",
+        "Remote Management Users",
+        "Remoteverwaltungsbenutzer",
+    )
+    assert (hyperv.sid, hyperv.name) == ("S-1-5-32-578", "Hyper-V Administrators")
+    assert not any(g.missing for g in answer.groups)
 
 
 def test_member_prefix_is_dropped_only_for_this_computer() -> None:
@@ -448,18 +547,60 @@ def test_bad_windows_group_answers_are_parse_errors(
         win.parse_groups(_groups_json(groups), "", "ps")
 
 
+def _not_found(sid: str) -> dict[str, object]:
+    return {
+        "SID": sid,
+        "Name": None,
+        "Members": None,
+        "Error": f"Group {sid} was not found.",
+        "ErrorId": "GroupNotFound,Microsoft.PowerShell.Commands.GetLocalGroupCommand",
+    }
+
+
+def test_an_optional_group_this_windows_lacks_is_missing_not_empty() -> None:
+    groups = [*ALL_GROUPS[:4], _not_found("S-1-5-32-578")]
+    hyperv = win.parse_groups(_groups_json(groups), "", "ps").groups[4]
+    assert hyperv.missing and hyperv.error and hyperv.members == ()
+    # Administrators always exists: "not found" there is an error, never "absent".
+    groups = [_not_found("S-1-5-32-544"), *ALL_GROUPS[1:]]
+    admins = win.parse_groups(_groups_json(groups), "", "ps").groups[0]
+    assert not admins.missing and admins.error
+
+
 def test_null_members_mean_an_empty_group() -> None:
     groups = [_group("S-1-5-32-544", None), *ALL_GROUPS[1:]]
     assert win.parse_groups(_groups_json(groups), "", "ps").groups[0].members == ()
 
 
 def test_scripts_select_groups_by_sid_never_by_name() -> None:
+    assert {"S-1-5-32-580", "S-1-5-32-578"} <= set(win.PRIVILEGED_GROUPS)
     for sid in win.PRIVILEGED_GROUPS:
         assert f"'{sid}'" in win.GROUPS_SCRIPT
     assert "Administrators" not in win.GROUPS_SCRIPT and "-SID $sid" in win.GROUPS_SCRIPT
     assert "Password" not in win.USERS_SCRIPT.replace("PasswordRequired", "").replace(
         "PasswordLastSet", ""
     ).replace("PasswordExpires", "")
+
+
+def test_dates_are_written_with_the_invariant_culture() -> None:
+    # The current culture writes Buddhist years on a Thai Windows, Hijri ones on ar-SA.
+    assert "[Globalization.CultureInfo]::InvariantCulture" in win.USERS_SCRIPT
+    assert "\"yyyy'-'MM'-'dd'T'HH':'mm':'ss'Z'\"" in win.USERS_SCRIPT
+    assert "ToUniversalTime()" in win.USERS_SCRIPT
+
+
+@pytest.mark.parametrize("argv", [win.POWERSHELL_USERS, win.POWERSHELL_GROUPS])
+def test_scripts_print_ascii_json_without_progress_by_absolute_path(argv: list[str]) -> None:
+    assert argv[0] == r"C:\Windows\System32\WindowsPowerShell\v1.0\powershell.exe"
+    script = argv[-1]
+    assert script.startswith("[Console]::OutputEncoding = [Text.UTF8Encoding]::new($false); ")
+    assert "$ProgressPreference = 'SilentlyContinue'" in script
+    assert "$ErrorActionPreference = 'Stop'" in script
+    assert script.endswith(
+        "[regex]::Replace($json, '[^\\x00-\\x7F]', "
+        "{ param($m) '\\u{0:x4}' -f [int][char]$m.Value })"
+    )
+    assert "ConvertTo-Json" in script and "$json = ConvertTo-Json" in script
 
 
 def test_powershell_fixtures_use_the_collectors_argv() -> None:

@@ -1,6 +1,6 @@
 """SSH authorized keys on macOS and Windows: parsers and collector on reconstructed outputs.
 
-No Mac or Windows machine was at hand: dscl, reg query and sshd.exe outputs and the trees
+No Mac or Windows machine was at hand: dscl, PowerShell and sshd.exe outputs and the trees
 are reconstructed (each fixture's provenance names its sources); the keys are fresh
 ssh-keygen test keys whose fingerprints ssh-keygen printed. These tests pin what the
 readers accept, that anything else (another format, a hang, an unreadable file) is an
@@ -36,7 +36,10 @@ MAC_TREE = CASES / "pass-macos14-approved" / "root"
 WIN_TREE = CASES / "pass-win11-approved" / "root"
 ADMIN_FILE = r"C:\ProgramData\ssh\administrators_authorized_keys"
 SSHD_EXE = r"C:\Windows\System32\OpenSSH\sshd.exe"
+SYSNATIVE_SSHD_EXE = r"C:\Windows\Sysnative\OpenSSH\sshd.exe"
 MSI_SSHD_EXE = r"C:\Program Files\OpenSSH\sshd.exe"
+NO_SSHD = [SSHD_EXE, SYSNATIVE_SSHD_EXE, MSI_SSHD_EXE]
+PROFILES = "powershell-profile-list/win11"
 #: What ``ssh-keygen -lf`` printed for the fixture keys when they were made.
 FINGERPRINTS = {
     "alice@mbp-alice": "SHA256:BBJb3wJ5jgnc+c/JWxdDUmVIbbAqZHHhJR+13KlkYrA",
@@ -134,8 +137,12 @@ def test_dscl_garbage_is_an_error(stdout: str, says: str) -> None:
 # -- Windows: ProfileList --------------------------------------------------------------
 
 
+def _profiles_stdout(name: str = PROFILES) -> str:
+    return str(_rec(name)["stdout"])
+
+
 def test_profile_list_gives_folder_name_home_and_sid() -> None:
-    holders = sshp.parse_profile_list(str(_rec("reg-query-profilelist/win11")["stdout"]), {})
+    holders = sshp.parse_profile_list(_profiles_stdout(), "", {})
     by_name = {h.name: h for h in holders}
     assert list(by_name) == [
         "systemprofile",
@@ -152,27 +159,33 @@ def test_profile_list_gives_folder_name_home_and_sid() -> None:
     assert all(h.uid is None for h in holders)
 
 
-def _profiles(*subkeys: tuple[str, str]) -> str:
-    top = r"HKEY_LOCAL_MACHINE\SOFTWARE\Microsoft\Windows NT\CurrentVersion\ProfileList"
-    out = f"\r\n{top}\r\n    ProfilesDirectory    REG_EXPAND_SZ    %SystemDrive%\\Users\r\n"
-    for sid, path in subkeys:
-        out += f"\r\n{top}\\{sid}\r\n"
-        if path:
-            out += f"    ProfileImagePath    REG_EXPAND_SZ    {path}\r\n"
-        out += "    State    REG_DWORD    0x0\r\n"
-    return out
+def test_profile_list_non_ascii_folder_arrives_exactly() -> None:
+    stdout = _profiles_stdout("powershell-profile-list/win11-bjoern")
+    assert stdout.isascii() and "Bj\\u00f6rn" in stdout
+    holders = sshp.parse_profile_list(stdout, "", {})
+    assert holders[-1] == sshp.KeyHolder(
+        "Björn", r"C:\Users\Björn", None, "S-1-5-21-3623811015-3361044348-30300820-1003"
+    )
+
+
+def _profiles(*subkeys: tuple[str, str | None], kind: str = "ExpandString") -> str:
+    items = [
+        {"SID": sid, "ProfileImagePath": path, "Kind": kind if path is not None else None}
+        for sid, path in subkeys
+    ]
+    return json.dumps({"Profiles": items}) + "\r\n"
 
 
 def test_profile_list_skips_bak_copies_and_keys_without_a_path_and_tells_names_apart() -> None:
     stdout = _profiles(
+        ("S-1-5-18", r"%systemroot%\system32\config\systemprofile"),
         ("S-1-5-21-1-2-3-1001", r"C:\Users\alice"),
         ("S-1-5-21-1-2-3-1001.bak", r"C:\Users\alice"),
-        ("S-1-5-21-1-2-3-1002", ""),
+        ("S-1-5-21-1-2-3-1002", None),
         ("S-1-5-21-9-9-9-1105", r"D:\Profiles\ALICE"),
     )
-    stdout += "End of search: 9 match(es) found.\r\n"
-    holders = sshp.parse_profile_list(stdout, {})
-    assert [(h.name, h.home) for h in holders] == [
+    holders = sshp.parse_profile_list(stdout, "", {})
+    assert [(h.name, h.home) for h in holders][1:] == [
         ("alice", r"C:\Users\alice"),
         ("ALICE (S-1-5-21-9-9-9-1105)", r"D:\Profiles\ALICE"),
     ]
@@ -180,33 +193,65 @@ def test_profile_list_skips_bak_copies_and_keys_without_a_path_and_tells_names_a
 
 def test_profile_list_paths_use_the_environment_when_it_is_there() -> None:
     stdout = _profiles(("S-1-5-18", r"%systemroot%\system32\config\systemprofile"))
-    (system,) = sshp.parse_profile_list(stdout, {"SYSTEMROOT": r"D:\WINDOWS"})
+    (system,) = sshp.parse_profile_list(stdout, "", {"SYSTEMROOT": r"D:\WINDOWS"})
     assert system.home == r"D:\WINDOWS\system32\config\systemprofile"
 
 
 @pytest.mark.parametrize(
-    ("stdout", "says"),
+    ("stdout", "stderr", "says"),
     [
-        ("", "does not start with HKEY_LOCAL_MACHINE"),
-        ("ERROR: Access is denied.\r\n", "does not start with a key"),
-        (_profiles(("S-1-5-21-1-2-3-1001", r"%HOMESHARE%\alice")), "HOMESHARE"),
-        (_profiles(("S-1-5-21-1-2-3-1001", r"\\fs01\profiles\alice")), "not a drive-letter"),
+        ("", "", "not JSON"),
+        ("ERROR: Access is denied.\r\n", "", "not JSON"),
+        (_profiles(("S-1-5-18", "C:\\x")), "WARNING: x", "PowerShell reported"),
+        (json.dumps([]), "", "not the script's object with Profiles"),
+        (json.dumps({"Profiles": None}), "", "no profile at all"),
+        (json.dumps({"Profiles": ["S-1-5-18"]}), "", "a profile is not a JSON object"),
+        (_profiles(("alice", "C:\\x")), "", "a profile without a SID"),
+        (_profiles(("S-1-5-21-1-2-3-1001", r"%HOMESHARE%\alice")), "", "HOMESHARE"),
+        (_profiles(("S-1-5-21-1-2-3-1001", r"\\fs01\profiles\alice")), "", "not a drive-letter"),
         (
-            _profiles(("S-1-5-21-1-2-3-1001", "x")).replace(
-                "REG_EXPAND_SZ    x", "REG_DWORD    0x1"
-            ),
-            "ProfileImagePath is REG_DWORD",
+            _profiles(("S-1-5-21-1-2-3-1001", "x"), kind="DWord"),
+            "",
+            "ProfileImagePath is DWord",
         ),
-        (
-            _profiles() + "\r\nHKEY_LOCAL_MACHINE\\SOFTWARE\\Other\r\n",
-            "a key outside ProfileList",
-        ),
-        (_profiles(("S-1-5-18", "C:\\x")) + "    garbage\r\n", "unexpected line"),
     ],
 )
-def test_profile_list_garbage_is_an_error(stdout: str, says: str) -> None:
+def test_profile_list_garbage_is_an_error(stdout: str, stderr: str, says: str) -> None:
     with pytest.raises(FactParseError, match=says):
-        sshp.parse_profile_list(stdout, {})
+        sshp.parse_profile_list(stdout, stderr, {})
+
+
+def test_profile_list_script_prints_ascii_json_from_the_64_bit_registry() -> None:
+    argv = sshp.POWERSHELL_PROFILES
+    assert argv[0] == r"C:\Windows\System32\WindowsPowerShell\v1.0\powershell.exe"
+    script = argv[-1]
+    assert script.startswith("[Console]::OutputEncoding = [Text.UTF8Encoding]::new($false); ")
+    assert "$ProgressPreference = 'SilentlyContinue'" in script
+    assert "OpenBaseKey('LocalMachine', 'Registry64')" in script
+    assert "DoNotExpandEnvironmentNames" in script
+    assert "'[^\\x00-\\x7F]'" in script and "'\\u{0:x4}'" in script
+    assert "reg" not in {a.lower() for a in argv}
+
+
+def test_access_fixtures_use_the_collectors_argv() -> None:
+    for path in (COMMANDS / "powershell-profile-list").glob("*.json"):
+        assert json.loads(path.read_text())["argv"] == sshp.POWERSHELL_PROFILES, path
+    for path in (COMMANDS / "dscl-readall-users-homes").glob("*.json"):
+        assert json.loads(path.read_text())["argv"] == sshp.DSCL_USERS, path
+    assert sshp.DSCL_USERS[0] == "/usr/bin/dscl"  # never whatever PATH finds
+
+
+def test_a_profile_whose_folder_does_not_exist_is_an_error_not_no_keys(tmp_path: Path) -> None:
+    (tmp_path / "C/Users/alice").mkdir(parents=True)
+    host = _host(tmp_path, "win32", _sshd(SSHD_EXE, 0, _win_sshd_t()), PROFILES)
+    assert host.authorized_keys("alice") == ()  # the folder is there: no keys file, no keys
+    with pytest.raises(FactUnavailable, match=r"the profile folder of carol .* does not exist"):
+        host.authorized_keys("carol")
+    (tmp_path / "C/Users/carol").write_text("")
+    with pytest.raises(FactUnavailable, match="is not a folder"):
+        _host(tmp_path, "win32", _sshd(SSHD_EXE, 0, _win_sshd_t()), PROFILES).authorized_keys(
+            "carol"
+        )
 
 
 # -- Windows paths -----------------------------------------------------------------------
@@ -244,16 +289,59 @@ def test_recorded_tree_keeps_a_windows_path_under_its_drive_letter(tmp_path: Pat
     )
     assert winpath.host_file(Path("/"), r"C:\ProgramData") == Path(r"C:\ProgramData")
     (tmp_path / "C/ProgramData/ssh/conf.d").mkdir(parents=True)
-    for name in ("20-b.conf", "10-a.conf"):
+    for name in ("20-b.conf", "10-a.conf", ".hidden.conf"):
         (tmp_path / "C/ProgramData/ssh/conf.d" / name).write_text("")
-    assert winpath.host_glob(tmp_path, "C:/ProgramData/ssh/conf.d/*") == [
+    assert winpath.host_glob(tmp_path, "C:/ProgramData/ssh/conf.d/*", "f") == [
         r"C:\ProgramData\ssh\conf.d\10-a.conf",
         r"C:\ProgramData\ssh\conf.d\20-b.conf",
+    ]
+    # Windows names are case-insensitive: a wildcard matches whatever the spelling
+    assert winpath.host_glob(tmp_path, "C:/ProgramData/ssh/conf.d/*.CONF", "f") == [
+        r"C:\ProgramData\ssh\conf.d\10-a.conf",
+        r"C:\ProgramData\ssh\conf.d\20-b.conf",
+    ]
+    assert winpath.host_glob(tmp_path, "C:/ProgramData/ssh/nowhere/*", "f") == []
+    assert winpath.host_glob(tmp_path, "C:/ProgramData/ssh/conf.d/99-none.conf", "f") == []
+    assert winpath.host_glob(tmp_path, "C:/ProgramData/ssh/conf.d/10-a.conf", "f") == [
+        r"C:\ProgramData\ssh\conf.d\10-a.conf"
     ]
     for bad in (r"\\fs01\share\keys", "keys", "C:keys"):
         assert not winpath.is_absolute(bad)
         with pytest.raises(ValueError, match="not a drive-letter path"):
             winpath.host_file(tmp_path, bad)
+
+
+def test_an_unlistable_directory_is_an_error_never_no_match(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "C/ProgramData/ssh/conf.d").mkdir(parents=True)
+    real = os.scandir
+
+    def scandir(path: object) -> object:
+        if str(path).endswith("conf.d"):
+            raise PermissionError(13, "Permission denied")
+        return real(path)  # type: ignore[call-overload]
+
+    monkeypatch.setattr(winpath.os, "scandir", scandir)
+    with pytest.raises(FactPermissionDenied, match="cannot be listed") as caught:
+        winpath.host_glob(tmp_path, "C:/ProgramData/ssh/conf.d/*", "f")
+    assert caught.value.call == r"C:\ProgramData\ssh\conf.d"
+
+
+def test_a_path_without_wildcards_that_cannot_be_looked_at_is_an_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real = os.stat
+
+    def stat(path: object, *args: object, **kwargs: object) -> os.stat_result:
+        if str(path).endswith("keys.conf"):
+            raise OSError(5, "Input/output error")
+        return real(path, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(winpath.os, "stat", stat)
+    with pytest.raises(FactUnavailable, match="cannot be looked at") as caught:
+        winpath.host_glob(tmp_path, "C:/ProgramData/ssh/keys.conf", "f")
+    assert caught.value.call == r"C:\ProgramData\ssh\keys.conf"
 
 
 # -- Windows: sshd_config and sshd.exe -T ------------------------------------------------
@@ -335,8 +423,17 @@ def test_windows_sshd_t_recording_and_shipped_match_block() -> None:
 
 
 def test_msi_install_is_used_when_the_optional_feature_is_absent() -> None:
-    host = _host(WIN_TREE, "win32", _sshd(MSI_SSHD_EXE, 0, _win_sshd_t()), missing=[SSHD_EXE])
+    missing = [SSHD_EXE, SYSNATIVE_SSHD_EXE]
+    host = _host(WIN_TREE, "win32", _sshd(MSI_SSHD_EXE, 0, _win_sshd_t()), missing=missing)
     assert host.sshd_keys_config().source == "sshd -T"
+
+
+def test_a_32_bit_agent_finds_the_optional_feature_through_sysnative() -> None:
+    # A 32-bit process asking for System32 gets SysWOW64, where the feature's sshd is not.
+    recordings = [_sshd(SYSNATIVE_SSHD_EXE, 0, _win_sshd_t())]
+    host = _host(WIN_TREE, "win32", *recordings, missing=[SSHD_EXE])
+    assert host.sshd_keys_config().source == "sshd -T"
+    assert sshw.SSHD_EXES[1] == r"{SystemRoot}\Sysnative\OpenSSH\sshd.exe"
 
 
 def test_sshd_t_fine_but_sshd_config_unreadable_is_an_unevaluated_match(tmp_path: Path) -> None:
@@ -351,10 +448,104 @@ def test_sshd_config_without_authorized_keys_file_gives_the_openssh_default(
     tmp_path: Path,
 ) -> None:
     root = _config_tree(tmp_path, "Subsystem sftp sftp-server.exe\n")
-    config = _host(root, "win32", missing=[SSHD_EXE, MSI_SSHD_EXE]).sshd_keys_config()
+    config = _host(root, "win32", missing=NO_SSHD).sshd_keys_config()
     assert config.files == (".ssh/authorized_keys", ".ssh/authorized_keys2")
     assert config.source == "OpenSSH default"
     assert config.note.startswith("sshd is not installed;")
+
+
+def _deny_reading(monkeypatch: pytest.MonkeyPatch, denied: Path) -> None:
+    real = Path.read_text
+
+    def read_text(self: Path, *args: object, **kwargs: object) -> str:
+        if self == denied:
+            raise PermissionError(13, "Permission denied")
+        return real(self, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(Path, "read_text", read_text)
+
+
+def test_unreadable_sshd_config_is_an_error_never_the_shipped_default(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = _config_tree(tmp_path, "AuthorizedKeysFile C:/keys/%u\n")
+    _deny_reading(monkeypatch, root / "C/ProgramData/ssh/sshd_config")
+    with pytest.raises(FactPermissionDenied) as caught:
+        _host(root, "win32", missing=NO_SSHD).sshd_keys_config()
+    assert caught.value.call == r"C:\ProgramData\ssh\sshd_config"
+    assert "permission denied" in caught.value.reason
+    assert "shipped" not in str(caught.value)
+
+
+def test_an_unreadable_included_file_is_named_never_the_shipped_default(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    included = r"C:\ProgramData\ssh\sshd_config.d\10-keys.conf"
+    root = _config_tree(
+        tmp_path,
+        "Include sshd_config.d/*.conf\n",
+        **{"10-keys.conf": "AuthorizedKeysFile C:/keys/%u\n"},
+    )
+    _deny_reading(monkeypatch, root / "C/ProgramData/ssh/sshd_config.d/10-keys.conf")
+    with pytest.raises(FactPermissionDenied) as caught:
+        _host(root, "win32", missing=NO_SSHD).sshd_keys_config()
+    assert caught.value.call == included
+    assert f"{included} could not be read (permission denied)" in caught.value.reason
+    assert r"included by C:\ProgramData\ssh\sshd_config" in caught.value.reason
+    # With sshd -T answering, the global files are known; the Match blocks are an error.
+    config = _host(root, "win32", _sshd(SSHD_EXE, 0, _win_sshd_t())).sshd_keys_config()
+    assert config.files == (".ssh/authorized_keys",)
+    ((label, why),) = config.unevaluated
+    assert label == "Match" and why.startswith(f"{included} could not be read")
+
+
+def test_an_unlistable_include_directory_is_named(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = _config_tree(tmp_path, "Include sshd_config.d/*\n", **{"10.conf": ""})
+    real = os.scandir
+
+    def scandir(path: object) -> object:
+        if str(path).endswith("sshd_config.d"):
+            raise PermissionError(13, "Permission denied")
+        return real(path)  # type: ignore[call-overload]
+
+    monkeypatch.setattr(winpath.os, "scandir", scandir)
+    with pytest.raises(FactPermissionDenied) as caught:
+        _host(root, "win32", missing=NO_SSHD).sshd_keys_config()
+    assert caught.value.call == r"C:\ProgramData\ssh\sshd_config.d"
+
+
+def test_a_missing_include_without_wildcards_is_skipped_as_sshd_does(tmp_path: Path) -> None:
+    root = _config_tree(tmp_path, "Include C:/ProgramData/ssh/nothing.conf\nAuthorizedKeysFile x\n")
+    assert _host(root, "win32", missing=NO_SSHD).sshd_keys_config().files == ("x",)
+
+
+@pytest.mark.parametrize(
+    ("include", "says"),
+    [
+        ("//fs01/ssh/keys.conf", "UNC path"),
+        (r"\\\\fs01\\ssh\\keys.conf", "UNC path"),  # sshd_config doubles backslashes
+        ("/etc/ssh/keys.conf", "no drive letter"),
+        (r"\ssh\keys.conf", "no drive letter"),
+        ("D:keys.conf", "no drive letter"),
+    ],
+)
+def test_includes_that_cannot_be_placed_are_refused_naming_the_line(
+    tmp_path: Path, include: str, says: str
+) -> None:
+    root = _config_tree(tmp_path, f"# header\nInclude {include}\n")
+    with pytest.raises(FactParseError, match=says) as caught:
+        _host(root, "win32", missing=NO_SSHD).sshd_keys_config()
+    assert caught.value.call == r"C:\ProgramData\ssh\sshd_config:2"
+
+
+def test_a_programdata_that_is_not_a_drive_path_is_refused(tmp_path: Path) -> None:
+    env = {"ProgramData": r"\\fs01\ProgramData"}
+    with pytest.raises(FactParseError, match="not a drive-letter path"):
+        _host(tmp_path, "win32", missing=NO_SSHD, env=env).sshd_keys_config()
+    with pytest.raises(FactParseError, match="no drive letter"):
+        sshp.windows_key_path("__PROGRAMDATA__/ssh/keys", ALICE, env)
 
 
 @pytest.mark.parametrize(
@@ -399,7 +590,7 @@ def test_macos_unprivileged_fallback_follows_apple_include() -> None:
 
 def test_fixture_keys_read_with_the_fingerprints_ssh_keygen_printed() -> None:
     mac = _host(MAC_TREE, "darwin", "sshd-T/macos14-root", "dscl-readall-users-homes/macos14")
-    win = _host(WIN_TREE, "win32", "sshd-T/win11-system", "reg-query-profilelist/win11")
+    win = _host(WIN_TREE, "win32", "sshd-T/win11-system", PROFILES)
     keys = [*mac.authorized_keys("alice"), *mac.authorized_keys("root")]
     keys += [*win.authorized_keys("alice"), *win.authorized_keys_file(ADMIN_FILE)]
     assert {k.comment: k.fingerprint for k in keys} == FINGERPRINTS
@@ -429,7 +620,7 @@ def test_fixture_keys_read_with_the_fingerprints_ssh_keygen_printed() -> None:
         (
             "win32",
             WIN_TREE,
-            ("sshd-T/win11-system", "reg-query-profilelist/win11"),
+            ("sshd-T/win11-system", PROFILES),
             "alice",
             "C/Users/alice/.ssh/authorized_keys",
         ),
@@ -490,7 +681,7 @@ def test_holders_on_an_unsupported_platform_are_refused() -> None:
 
 def test_no_key_material_reaches_evidence_on_macos_or_windows() -> None:
     mac = _host(MAC_TREE, "darwin", "sshd-T/macos14-root", "dscl-readall-users-homes/macos14")
-    win = _host(WIN_TREE, "win32", "sshd-T/win11-system", "reg-query-profilelist/win11")
+    win = _host(WIN_TREE, "win32", "sshd-T/win11-system", PROFILES)
     params = checks.SshKeysParams(baseline_file="/etc/tillsyn/access-baseline.yaml")
     results = [*checks.ssh_keys(mac, params), *checks.ssh_keys(win, params)]
     blobs = [

@@ -12,7 +12,11 @@ when. Each drift check compares what it observes with that file:
 - without a baseline file the first observation is remembered by the agent (memory
   namespace = the check id) and reported as ``pass`` "recorded as baseline at <time>";
   later additions are ``fail`` as drift from that recording. Such a recording is not
-  an approval: ``host.access.review_age`` fails until a baseline file exists;
+  an approval: ``host.access.review_age`` fails until a baseline file exists. A first
+  observation that is partial (a keys file or group that could not be read) is never
+  recorded: that run is an ``error`` saying why, and the next complete one records;
+- a subject that could not be read is an ``error`` of its own and is left out of the
+  ``absent_*`` results: what could not be read cannot be "no longer present";
 - a baseline file that cannot be read or parsed is ``error`` naming the file and the
   problem, never "no baseline".
 
@@ -30,12 +34,16 @@ loader variables, ``exempt_group``, negative ``timestamp_timeout``) are approved
 keeps the grants in canonical one-line form with NOPASSWD and ALL named.
 
 On macOS both read the local directory (dscl) instead of /etc/passwd and /etc/group,
-with the same rules: service accounts (``_name`` or UID below 500) without a password
-are not interactive, a disabled account reads "locked", and ``admin`` is the privileged
-group sudoers grants ``ALL`` to (sudoers is read as on Linux). On Windows an enabled
-local user takes the place of an interactive account, the built-in Administrator (RID
-500) enabled fails like a second UID 0, and privilege is membership of Administrators,
-Remote Desktop Users and Backup Operators (see :mod:`.access_windows`).
+with the same rules: an account with a login shell is interactive however hidden (only
+Apple's own service accounts with their shipped shells and no password are exempt), a
+disabled account reads "locked", ``admin`` is the privileged group sudoers grants
+``ALL`` to (sudoers is read as on Linux), and a group nested into it is a member of its
+own, ``group:<name>``, besides the users it brings. On Windows an enabled local user
+takes the place of an interactive account, the built-in Administrator (RID 500)
+enabled fails like a second UID 0, privilege is membership of Administrators, Remote
+Desktop Users, Backup Operators, Remote Management Users and Hyper-V Administrators
+(by SID; the ``groups`` parameter does not apply there), and names are compared
+case-insensitively, as Windows does (see :mod:`.access_windows`).
 
 ``host.access.ssh_keys`` passes for an account whose authorized keys (every
 AuthorizedKeysFile sshd uses, from ``sshd -T``, else sshd_config, else the OpenSSH
@@ -48,7 +56,9 @@ switched on), and the user profiles (ProfileList) on Windows, where the files a
 ``Match Group administrators`` block names (Win32-OpenSSH's
 administrators_authorized_keys) are judged as one subject, "<file> (members of
 Administrators)". A Match block that points other users at keys elsewhere is an
-``error``: those keys are not read (see :mod:`.access_ssh_windows`).
+``error``: those keys are not read (see :mod:`.access_ssh_windows`). An account whose
+keys could not be read is an ``error``, and "no account has an authorized key" is said
+only of the accounts that were read.
 
 ``host.access.review_age`` passes when the baseline was approved within
 ``review_days``; no baseline file fails ("access has never been reviewed").
@@ -131,17 +141,39 @@ class Reference:
 
 
 Snapshot = dict[str, list[str]]
+#: How names are compared: as they are (Linux, macOS), or case-folded (Windows).
+Fold = Callable[[str], str]
+
+
+def same(name: str) -> str:
+    return name
+
+
+def approved_for(ref: Reference, subject: str, fold: Fold = same) -> frozenset[str]:
+    """The approved entries of ``subject``; with ``fold``, of every key it folds to."""
+    if fold is same:
+        return ref.approved.get(subject, frozenset())
+    wanted = fold(subject)
+    out: frozenset[str] = frozenset()
+    for key, entries in ref.approved.items():
+        if fold(key) == wanted:
+            out |= entries
+    return out
 
 
 def _reference(
     facts: HostFacts,
     path: str,
     namespace: str,
-    section: str,
+    section: str | Callable[[Baseline], str],
     pick: Callable[[Baseline], dict[str, frozenset[str]] | None],
     snapshot: Snapshot,
+    partial: str = "",
 ) -> Reference | Result:
-    """The reference for one check, or the error result that says why there is none."""
+    """The reference for one check, or the error result that says why there is none.
+
+    ``partial`` says what could not be read this run: such a snapshot is compared with an
+    earlier recording but never recorded as the first one."""
     path = baseline_path(facts, path)
     resource = Resource("baseline", path)
     try:
@@ -151,9 +183,10 @@ def _reference(
     if baseline is not None:
         approved = pick(baseline)
         if approved is None:
+            named = section if isinstance(section, str) else section(baseline)
             return Result.errored(
                 resource,
-                f"access baseline {path} has no '{section}' section, so nothing it approves "
+                f"access baseline {path} has no '{named}' section, so nothing it approves "
                 "can be compared",
                 observed={"approved_by": baseline.approved_by},
             )
@@ -164,7 +197,15 @@ def _reference(
             "approved_at": baseline.approved_at,
         }
         return Reference(approved, evidence, recorded_now=False, approved_file=True)
-    remembered = facts.remembered_access(namespace, snapshot)
+    remembered = facts.remembered_access(namespace, snapshot, record=not partial)
+    if remembered is None:
+        return Result.errored(
+            resource,
+            f"no approved baseline at {path} and none recorded yet, and this observation is "
+            f"incomplete ({partial}): it is not recorded as the baseline, so what was read "
+            "cannot be compared; the first complete observation will be",
+            observed={"unreadable": partial},
+        )
     value = remembered.value if isinstance(remembered.value, dict) else {}
     approved = {str(k): frozenset(map(str, v)) for k, v in value.items()}
     evidence = {
@@ -183,9 +224,11 @@ def _judge(
     ref: Reference,
     observed: dict[str, Any],
     noun: str,
+    fold: Fold = same,
 ) -> Result:
     """pass/fail of one subject against the reference; the message names what is new."""
-    unexpected = sorted(set(observed_entries) - approved)
+    known = {fold(a) for a in approved}
+    unexpected = sorted(e for e in set(observed_entries) if fold(e) not in known)
     observed = observed | {"reference": ref.evidence}
     expected = {"approved": sorted(approved)}
     if unexpected:
@@ -210,12 +253,21 @@ def _absent(
     ref: Reference,
     noun: str,
     only: Callable[[str], bool] = lambda _s: True,
+    fold_subject: Fold = same,
+    fold_entry: Fold = same,
 ) -> Iterator[Result]:
-    """One pass-with-note result per subject whose approved entries are gone."""
+    """One pass-with-note result per subject whose approved entries are gone.
+
+    ``only`` leaves out subjects that were not judged (could not be read): their
+    entries are unknown, not gone."""
+    now: dict[str, set[str]] = {}
+    for subject, entries in observed.items():
+        now.setdefault(fold_subject(subject), set()).update(fold_entry(e) for e in entries)
     for subject, approved in sorted(ref.approved.items()):
         if not only(subject):
             continue
-        gone = sorted(approved - set(observed.get(subject, [])))
+        present = now.get(fold_subject(subject), set())
+        gone = sorted(a for a in approved if fold_entry(a) not in present)
         if not gone:
             continue
         yield Result.passed(
@@ -531,7 +583,10 @@ def privileged(facts: HostFacts, p: PrivilegedParams) -> Iterator[Result]:
         out["defaults"] = b.sudo_defaults or frozenset()
         return out
 
-    ref = _reference(facts, p.baseline_file, "host.access.privileged", "privileged", pick, snapshot)
+    def section(b: Baseline) -> str:
+        return "privileged" if b.privileged_groups is None else "privileged.sudo_grants"
+
+    ref = _reference(facts, p.baseline_file, "host.access.privileged", section, pick, snapshot)
     if isinstance(ref, Result):
         yield ref
 
@@ -597,12 +652,16 @@ def privileged(facts: HostFacts, p: PrivilegedParams) -> Iterator[Result]:
             )
     if isinstance(ref, Reference):
         observed_now = dict(snapshot)
+        # Grants of a sudoers that could not be read are unknown, not gone.
         yield from _absent(
             "privilege",
             observed_now,
             ref,
             "approved entr(y/ies)",
-            only=lambda s: s.startswith("sudo:") or s.removeprefix("group:") in p.groups,
+            only=lambda s: (
+                (s.startswith("sudo:") and sudo_error is None)
+                or s.removeprefix("group:") in p.groups
+            ),
         )
 
 
@@ -678,7 +737,7 @@ def _sudo_results(
     needs=(
         "root: sshd -T reads the host keys, and other users' home directories",
         "macOS: run dscl (no privilege needed); root for sshd -T as on Linux",
-        "Windows: run sshd.exe -T and reg query (ProfileList); SYSTEM or an administrator "
+        "Windows: run sshd.exe -T and PowerShell (ProfileList); SYSTEM or an administrator "
         "to read other profiles and administrators_authorized_keys",
     ),
     remediation="Remove keys nobody approved from the authorized_keys file (or rotate them), "
@@ -724,11 +783,15 @@ def ssh_keys(facts: HostFacts, p: SshKeysParams) -> Iterator[Result]:
         )
         return
     reads = [(h.name, h.name, False) for h in holders] + [(s, f, True) for s, f in groups]
+    # Windows compares account names and paths case-insensitively; fingerprints never.
+    fold: Fold = str.casefold if facts.platform == "win32" else same
     found: dict[str, list[dict[str, object]]] = {}
+    unread: list[str] = []
     for subject, name, whole_file in reads:
         try:
             keys = facts.authorized_keys_file(name) if whole_file else facts.authorized_keys(name)
         except FactError as exc:
+            unread.append(subject)
             yield Result.errored(
                 Resource("ssh_authorized_keys", subject),
                 f"could not read the authorized keys of {subject}: {exc.reason} ({exc.call})",
@@ -740,17 +803,33 @@ def ssh_keys(facts: HostFacts, p: SshKeysParams) -> Iterator[Result]:
     snapshot: Snapshot = {
         user: sorted({str(k["fingerprint"]) for k in keys}) for user, keys in found.items()
     }
+    partial = f"{len(unread)} of {len(reads)} unreadable: {', '.join(unread)}" if unread else ""
     ref = _reference(
-        facts, p.baseline_file, "host.access.ssh_keys", "ssh_keys", lambda b: b.ssh_keys, snapshot
+        facts,
+        p.baseline_file,
+        "host.access.ssh_keys",
+        "ssh_keys",
+        lambda b: b.ssh_keys,
+        snapshot,
+        partial,
     )
     if isinstance(ref, Result):
         yield ref
     if not found:
         read_files = " ".join([*config.files, *(subject for subject, _f in groups)])
+        if unread:
+            said = (
+                f"none of the {len(reads) - len(unread)} account(s)/file(s) read of "
+                f"{len(reads)} has an authorized key in {read_files}{where}; "
+                f"{len(unread)} could not be read ({', '.join(unread)}) and are errors of "
+                "their own, not judged here"
+            )
+        else:
+            said = f"no account of {len(holders)} has an authorized key in {read_files}{where}"
         yield Result.passed(
             Resource("ssh_authorized_keys", "all-accounts"),
-            f"no account of {len(holders)} has an authorized key in {read_files}{where}",
-            observed=source | {"accounts": len(holders)},
+            said,
+            observed=source | {"accounts": len(holders), "unreadable": unread},
         )
     sids = {h.name: {"sid": h.sid} for h in holders if h.sid}
     for user, entries in sorted(found.items()):
@@ -762,7 +841,7 @@ def ssh_keys(facts: HostFacts, p: SshKeysParams) -> Iterator[Result]:
         what = f"{user}: {len(entries)} authorized key(s) {listed}{where}"
         observed = source | sids.get(user, {}) | {"keys": entries}
         if isinstance(ref, Reference):
-            approved = ref.approved.get(user, frozenset())
+            approved = approved_for(ref, user, fold)
             yield _judge(
                 resource, what, snapshot[user], approved, ref, observed, "unapproved key(s)"
             )
@@ -771,7 +850,15 @@ def ssh_keys(facts: HostFacts, p: SshKeysParams) -> Iterator[Result]:
                 resource, f"{what}; cannot tell whether they are approved", observed=observed
             )
     if isinstance(ref, Reference):
-        yield from _absent("ssh_key", snapshot, ref, "approved key(s)")
+        skipped = {fold(s) for s in unread}
+        yield from _absent(
+            "ssh_key",
+            snapshot,
+            ref,
+            "approved key(s)",
+            only=lambda s: fold(s) not in skipped,
+            fold_subject=fold,
+        )
 
 
 # -- host.access.review_age ----------------------------------------------------------

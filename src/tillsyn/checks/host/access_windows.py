@@ -10,10 +10,18 @@ Same baseline, same comparison and wording as on Linux (the helpers of
   and is the account every attack tries first (DISA STIG WN10-SO-000005: disabled). So
   does the built-in Guest (RID 501) enabled, and an enabled account with
   ``PasswordRequired`` False, which Windows lets log on with an empty password.
-- privileged: the members of Administrators, Remote Desktop Users and Backup Operators,
-  found by SID, compared with ``privileged.groups`` under their English names; the
-  ``groups`` parameter names Unix groups and is not used here. A group that could not be
-  listed is an error for that group, never "no members".
+- privileged: the members of Administrators, Remote Desktop Users, Backup Operators,
+  Remote Management Users and Hyper-V Administrators, found by SID, compared with
+  ``privileged.groups`` under their English names (``privileged.sudo_grants`` is not
+  needed: Windows has no sudo). The ``groups`` parameter names Unix groups and does not
+  apply: every result's evidence says so, and setting it to anything but its default is
+  a ``not_applicable`` result of its own rather than silently ignored. A group that could
+  not be listed is an error for that group, never "no members"; one this edition does
+  not have (the last two) is ``not_applicable``. A first run whose groups could not all
+  be listed records no baseline.
+
+Windows compares account and group names case-insensitively, so do these checks (both
+sides case-folded): ``Alice`` in the baseline approves ``alice``.
 """
 
 from __future__ import annotations
@@ -29,8 +37,16 @@ from tillsyn.collectors.host.access_baseline import Baseline
 from tillsyn.collectors.host.access_windows import (
     BUILTIN_ADMINISTRATOR_RID,
     BUILTIN_GUEST_RID,
+    PRIVILEGED_GROUPS,
     WindowsGroup,
     group_error_reason,
+)
+
+#: Windows names are case-insensitive.
+fold = str.casefold
+GROUPS_NOTE = (
+    "the groups parameter names Unix groups and does not apply on Windows: the groups "
+    "read are fixed by SID (" + ", ".join(f"{n} {s}" for s, n in PRIVILEGED_GROUPS.items()) + ")"
 )
 
 
@@ -92,7 +108,7 @@ def accounts(facts: HostFacts, p: base.AccountsParams) -> Iterator[Result]:
             continue
         approved = ref.approved.get("interactive", frozenset())
         yield base._judge(
-            resource, what, [user.name], approved, ref, observed, "unapproved account"
+            resource, what, [user.name], approved, ref, observed, "unapproved account", fold
         )
 
     disabled = sorted(u.name for u in local.users if not u.enabled)
@@ -103,27 +119,31 @@ def accounts(facts: HostFacts, p: base.AccountsParams) -> Iterator[Result]:
             observed={"accounts": disabled},
         )
     if isinstance(ref, base.Reference):
-        names = {u.name: u for u in local.users}
-        for gone in sorted(
-            ref.approved.get("interactive", frozenset()) - set(snapshot["interactive"])
-        ):
-            now = "is now disabled" if gone in names else "no longer exists"
+        names = {fold(u.name) for u in local.users}
+        enabled = {fold(n) for n in snapshot["interactive"]}
+        for gone in sorted(ref.approved.get("interactive", frozenset())):
+            if fold(gone) in enabled:
+                continue
+            exists = fold(gone) in names
+            now = "is now disabled" if exists else "no longer exists"
             yield Result.passed(
                 Resource("absent_account", gone),
                 f"{gone} is an approved interactive account in the {ref.said()} but {now}; "
                 "removed access is not a risk, but correct the baseline at the next review",
-                observed={"exists": gone in names, "reference": ref.evidence},
+                observed={"exists": exists, "reference": ref.evidence},
             )
 
 
 def _pick(b: Baseline) -> dict[str, frozenset[str]] | None:
-    if b.privileged_groups is None or b.sudo_grants is None:
+    """``privileged.groups`` only: Windows has no sudo, so no sudo_grants are needed."""
+    if b.privileged_groups is None:
         return None
     return {f"group:{k}": v for k, v in b.privileged_groups.items()}
 
 
 def _observed(group: WindowsGroup) -> dict[str, Any]:
     return {
+        "note": GROUPS_NOTE,
         "sid": group.sid,
         "local_name": group.local_name,
         "members": group.member_names,
@@ -135,35 +155,50 @@ def _observed(group: WindowsGroup) -> dict[str, Any]:
 
 
 def privileged(facts: HostFacts, p: base.PrivilegedParams) -> Iterator[Result]:
+    if tuple(p.groups) != base.PRIVILEGED_GROUPS:
+        yield Result.not_applicable(
+            Resource("parameter", "groups"),
+            f"groups is set to {', '.join(p.groups) or 'nothing'}, but {GROUPS_NOTE}",
+            observed={"groups": list(p.groups)},
+        )
     try:
         answer = facts.windows_groups()
     except FactError as exc:
         yield Result.errored(TARGET, f"could not read the privileged groups: {exc}")
         return
     listed = [g for g in answer.groups if g.error is None]
+    unlisted = [g.name for g in answer.groups if g.error is not None and not g.missing]
     snapshot: base.Snapshot = {f"group:{g.name}": g.member_names for g in listed}
+    partial = f"could not list {', '.join(unlisted)}" if unlisted else ""
     ref = base._reference(
-        facts, p.baseline_file, "host.access.privileged", "privileged", _pick, snapshot
+        facts, p.baseline_file, "host.access.privileged", "privileged", _pick, snapshot, partial
     )
     if isinstance(ref, Result):
         yield ref
     for group in answer.groups:
         resource = Resource("group", group.name)
+        if group.missing:
+            yield Result.not_applicable(
+                resource,
+                f"this Windows has no {group.name} group ({group.sid}): it grants nothing",
+                observed={"sid": group.sid, "error": group.error, "note": GROUPS_NOTE},
+            )
+            continue
         if group.error is not None:
             yield Result.errored(
                 resource,
                 f"could not list the members of {group.name} ({group.sid}): "
                 + group_error_reason(group.error),
-                observed={"sid": group.sid, "error": group.error},
+                observed={"sid": group.sid, "error": group.error, "note": GROUPS_NOTE},
             )
             continue
         who = group.member_names
         named = f" (here {group.local_name})" if group.local_name != group.name else ""
         what = f"group {group.name}{named}: members {', '.join(who) if who else 'none'}"
         if isinstance(ref, base.Reference):
-            approved = ref.approved.get(f"group:{group.name}", frozenset())
+            approved = base.approved_for(ref, f"group:{group.name}", fold)
             yield base._judge(
-                resource, what, who, approved, ref, _observed(group), "unapproved member(s)"
+                resource, what, who, approved, ref, _observed(group), "unapproved member(s)", fold
             )
         else:
             yield Result.errored(
@@ -172,7 +207,13 @@ def privileged(facts: HostFacts, p: base.PrivilegedParams) -> Iterator[Result]:
                 observed=_observed(group),
             )
     if isinstance(ref, base.Reference):
-        judged = {f"group:{g.name}" for g in listed}
+        judged = {fold(f"group:{g.name}") for g in listed}
         yield from base._absent(
-            "privilege", snapshot, ref, "approved entr(y/ies)", only=lambda s: s in judged
+            "privilege",
+            snapshot,
+            ref,
+            "approved entr(y/ies)",
+            only=lambda s: fold(s) in judged,
+            fold_subject=fold,
+            fold_entry=fold,
         )

@@ -29,7 +29,7 @@ from tillsyn.collectors.errors import (
 from tillsyn.collectors.host import access_macos as mac
 from tillsyn.collectors.host import access_ssh_platforms as sshp
 from tillsyn.collectors.host import access_ssh_windows as sshw
-from tillsyn.collectors.host._base import LINUX, MACOS
+from tillsyn.collectors.host._base import LINUX, MACOS, WINDOWS
 from tillsyn.collectors.host.access_accounts import (
     Account,
     Group,
@@ -250,13 +250,17 @@ class AccessFacts(AccessPlatformFacts):
 
     @fact("host.access.authorized_keys")
     def authorized_keys(self, user: str) -> tuple[AuthorizedKey, ...]:
-        """The keys in every AuthorizedKeysFile of ``user``; missing files hold none."""
+        """The keys in every AuthorizedKeysFile of ``user``; missing files hold none.
+
+        Windows: a profile whose folder does not exist is an error, not "no keys"."""
         name = "host.access.authorized_keys"
         holder = next((h for h in self.ssh_key_holders() if h.name == user), None)
         if holder is None:
             source = sshp.holders_source(self.platform)
             raise FactUnavailable(name, user, f"no such account in {source}")
         config = self.sshd_keys_config()
+        if self.platform == WINDOWS:
+            sshp.require_profile_folder(self, holder)
         keys: list[AuthorizedKey] = []
         for path in sshp.key_paths(self, config.files, holder):
             keys.extend(sshp.read_keys(self, path))
@@ -278,11 +282,18 @@ class AccessFacts(AccessPlatformFacts):
             return None
         return parse_baseline(self.read_text(name, path), path)
 
-    def remembered_access(self, namespace: str, snapshot: Any) -> Remembered:
-        """The snapshot first observed under ``namespace``; stores ``snapshot`` if none."""
+    def remembered_access(
+        self, namespace: str, snapshot: Any, record: bool = True
+    ) -> Remembered | None:
+        """The snapshot first observed under ``namespace``; stores ``snapshot`` if none.
+
+        With ``record`` False (a partial observation, which must not become the
+        baseline) nothing is stored and None says there is no recording yet."""
         hit = self.memory.get(namespace, "baseline")
         if hit is not None:
             value, stored_at = hit
             return Remembered(value, stored_at, recorded_now=False)
+        if not record:
+            return None
         self.memory.put(namespace, "baseline", snapshot, self.now)
         return Remembered(snapshot, self.now, recorded_now=True)

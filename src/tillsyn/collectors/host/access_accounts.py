@@ -45,8 +45,9 @@ class Account:
     shell: str
     #: "shadow" when the passwd field is ``x`` (the usual case), else the state it shows.
     passwd_field: Literal["shadow", "empty", "locked", "hash"]
-    #: macOS only: a service account that cannot log in with a password (see
-    #: :mod:`.access_macos`), so not interactive whatever its shell. Never set on Linux.
+    #: macOS only: one of Apple's service accounts with the shell it ships with, unable
+    #: to log in with a password (see :mod:`.access_macos`), so not interactive. Never
+    #: set on Linux.
     no_login_service: bool = False
 
     @property

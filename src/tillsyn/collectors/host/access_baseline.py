@@ -11,6 +11,7 @@
         sudo: [alice, bob]
         docker: [ci]
       sudo_grants:                        # effective sudo grants, as the evidence writes them
+                                          # (Linux, macOS; a Windows baseline needs none)
         - "root ALL=(ALL : ALL) ALL"
         - "alice ALL=(ALL : ALL) ALL"
       sudo_defaults: []                   # weakening Defaults that are approved
@@ -131,16 +132,18 @@ def parse_baseline(text: str, path: str) -> Baseline:
     groups = grants = defaults = None
     if "privileged" in data:
         section = data["privileged"]
-        for key in ("groups", "sudo_grants"):
-            if key not in section:
-                raise FactParseError(FACT, path, f"privileged.{key} is missing")
+        if "groups" not in section:
+            raise FactParseError(FACT, path, "privileged.groups is missing")
         if not isinstance(section["groups"], dict):
             raise FactParseError(FACT, path, "privileged.groups must map group names to lists")
         groups = {
             str(name): _names(members or [], f"privileged.groups.{name}", path)
             for name, members in section["groups"].items()
         }
-        grants = _names(section["sudo_grants"] or [], "privileged.sudo_grants", path)
+        # Absent (None) rather than empty: the Linux/macOS check then says the section is
+        # missing; Windows has no sudo and does not ask for it.
+        if "sudo_grants" in section:
+            grants = _names(section["sudo_grants"] or [], "privileged.sudo_grants", path)
         defaults = _names(section.get("sudo_defaults") or [], "privileged.sudo_defaults", path)
 
     keys: dict[str, frozenset[str]] | None = None

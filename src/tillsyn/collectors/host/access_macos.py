@@ -13,11 +13,15 @@ empty shell field does to login(1).
 
 Service accounts. macOS hides accounts whose name starts with ``_`` and those below UID
 500 (daemon, nobody, _www ...; loginwindow's Hide500Users). Hidden is not harmless: a
-hidden account with a password and a shell is a known way back in (an admin created at
-UID 499). So a *service account* here is one named ``_...`` or with a UID below 500,
-root excepted, and it counts as non-interactive only when it also cannot log in with a
-password (``Password`` is ``*``, or its AuthenticationAuthority says ``;DisabledUser;``).
-Any other account with a login shell is interactive and judged against the baseline.
+hidden account with a shell is a known way back in (an admin created at UID 499), and
+not only through a password: an SSH key or ``sudo -u`` needs none, so a ``*`` Password
+does not make a shell harmless. An account with a nologin/false shell is not
+interactive, as on Linux; the only other exemption is Apple's own service accounts that
+ship with a shell (:data:`SHIPPED_SERVICE_SHELLS`: ``_mbsetupuser`` /bin/bash,
+``_uucp`` /usr/sbin/uucico), by name, UID *and* that shell, and only while they cannot
+log in with a password (``Password`` is ``*``, or the AuthenticationAuthority says
+``;DisabledUser;``). Any other account with a login shell, hidden or not, is
+interactive and judged against the baseline.
 
 Password state, never the password. ``Password`` reads ``********`` when the hash lives
 in the shadow store and ``*`` when there is none; anything else would be a legacy crypt
@@ -30,10 +34,22 @@ disabled Mac user" notes say to read it as root); an account with a ``********``
 password and a shell but no authority therefore makes the state unreadable, never
 "not disabled". Account expiry lives in pwpolicy and is not read.
 
+Error messages quote attribute values only for the attributes in :data:`SHOWN_ATTRIBUTES`
+(names, ids, shells, homes): a Password value may be a legacy crypt hash, and
+AuthenticationAuthority and ShadowHashData carry hash lists and principals, so those
+(and any attribute not on that list) are never quoted.
+
 Groups: ``GroupMembership`` lists short names, ``NestedGroups`` the GeneratedUID of member
 groups (Active Directory groups allowed to administer the Mac are nested into ``admin``
-this way). Nested local groups are expanded; a GUID that is no local group stays a
-member written ``nested-group:<GUID>``, so it is judged rather than dropped.
+this way). A nested local group is itself a member, written ``group:<name>``, so any
+nesting is drift against the baseline (``dseditgroup -o edit -a staff -t group admin``
+makes every user an admin in one step), and is expanded: its GroupMembership, the users
+whose PrimaryGroupID is its GID (staff, 20, is every user's) and its own nested groups.
+The computed built-in groups whose members are rules, not lists (everyone,
+localaccounts, netaccounts, authedusers, interactusers, netusers, consoleusers:
+:data:`RULE_GROUPS`) are written ``group:<name> (all users)``, never expanded to
+nothing. A GUID that is no local group stays a member written ``nested-group:<GUID>``,
+so it is judged rather than dropped.
 """
 
 from __future__ import annotations
@@ -72,6 +88,37 @@ DSCL_USERS = [DSCL, "-plist", ".", "-readall", "/Users", *USER_ATTRIBUTES]
 DSCL_GROUPS = [DSCL, "-plist", ".", "-readall", "/Groups", *GROUP_ATTRIBUTES]
 #: Below this UID macOS treats an account as a system one (loginwindow Hide500Users).
 FIRST_USER_UID = 500
+#: Apple's service accounts that ship with a login shell: (name, UID) -> that shell.
+SHIPPED_SERVICE_SHELLS = {("_mbsetupuser", 248): "/bin/bash", ("_uucp", 4): "/usr/sbin/uucico"}
+#: Attributes whose values may be quoted in an error message (never a password field,
+#: AuthenticationAuthority or ShadowHashData).
+SHOWN_ATTRIBUTES = frozenset(
+    {
+        "RecordName",
+        "UniqueID",
+        "PrimaryGroupID",
+        "UserShell",
+        "NFSHomeDirectory",
+        "RealName",
+        "IsHidden",
+        "GeneratedUID",
+        "GroupMembership",
+        "NestedGroups",
+    }
+)
+#: Computed groups whose membership is a rule over all (local, network, logged-in ...)
+#: users rather than a list.
+RULE_GROUPS = frozenset(
+    {
+        "everyone",
+        "localaccounts",
+        "netaccounts",
+        "authedusers",
+        "interactusers",
+        "netusers",
+        "consoleusers",
+    }
+)
 SHADOW_MARKER = "********"  # what dscl prints instead of a hash
 NO_PASSWORD = "*"  # noqa: S105 - the "no password" marker, not a password
 _ID = re.compile(r"^-?\d+$")
@@ -92,23 +139,38 @@ class MacUser:
         return self.authorities is not None and "DisabledUser" in self.authorities
 
 
+def _shown(key: str, value: object) -> str:
+    """``value`` for an error message: quoted only for an attribute on the allow-list."""
+    if key.split(":", 1)[-1] in SHOWN_ATTRIBUTES:
+        return repr(value)
+    return f"<{type(value).__name__} withheld: {key} may hold password data>"
+
+
 def _records(stdout: str, fact: str, call: str) -> list[dict[str, list[str]]]:
     if not stdout.strip():
         raise FactParseError(fact, call, "no output")
     try:
         loaded: Any = plistlib.loads(stdout.encode("utf-8"))
     except (plistlib.InvalidFileException, ExpatError, ValueError, TypeError) as exc:
-        raise FactParseError(fact, call, f"not a property list ({exc})", stdout) from exc
+        # The text is not quoted: a record cut anywhere could put a value of any
+        # attribute into the snippet.
+        raise FactParseError(
+            fact, call, f"not a property list ({exc}; {len(stdout)} characters)"
+        ) from exc
     if not isinstance(loaded, list):
-        raise FactParseError(fact, call, "not a list of records", repr(loaded))
+        raise FactParseError(fact, call, f"not a list of records but a {type(loaded).__name__}")
     records = []
     for record in loaded:
         if not isinstance(record, dict):
-            raise FactParseError(fact, call, "a record is not a dictionary", repr(record))
+            raise FactParseError(
+                fact, call, f"a record is not a dictionary but a {type(record).__name__}"
+            )
         out: dict[str, list[str]] = {}
         for key, values in record.items():
             if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
-                raise FactParseError(fact, call, f"{key} is not a list of strings", repr(values))
+                raise FactParseError(
+                    fact, call, f"{key} is not a list of strings", _shown(str(key), values)
+                )
             out[str(key).split(":", 1)[-1]] = values
         records.append(out)
     return records
@@ -119,7 +181,9 @@ def _one(record: dict[str, list[str]], key: str, name: str, fact: str, call: str
     if not values:
         return None
     if len(values) > 1:
-        raise FactParseError(fact, call, f"{name}: {key} has {len(values)} values", repr(values))
+        raise FactParseError(
+            fact, call, f"{name}: {key} has {len(values)} values", _shown(key, values)
+        )
     return values[0]
 
 
@@ -161,8 +225,14 @@ def _authority_kinds(values: list[str]) -> frozenset[str]:
 
 
 def is_service(name: str, uid: int) -> bool:
-    """A macOS service account by name or UID; root (UID 0) is judged like any account."""
+    """A macOS service account by name or UID (hidden by loginwindow); root (UID 0) is
+    judged like any account. Hidden is not exempt: see :func:`shipped_service`."""
     return uid != 0 and (name.startswith("_") or uid < FIRST_USER_UID)
+
+
+def shipped_service(name: str, uid: int, shell: str) -> bool:
+    """One of Apple's service accounts with the login shell it ships with."""
+    return SHIPPED_SERVICE_SHELLS.get((name, uid)) == shell
 
 
 def parse_users(stdout: str, call: str) -> tuple[MacUser, ...]:
@@ -182,15 +252,16 @@ def parse_users(stdout: str, call: str) -> tuple[MacUser, ...]:
         kinds = None if authority is None else _authority_kinds(authority)
         field = _passwd_field(password)
         cannot_log_in = field == "locked" or (kinds is not None and "DisabledUser" in kinds)
+        shell = _one(record, "UserShell", name, fact, call) or "/bin/sh"
         account = Account(
             name=name,
             uid=uid,
             gid=gid,
             gecos=(record.get("RealName") or [""])[0],  # a display name: the first one
             home=_one(record, "NFSHomeDirectory", name, fact, call) or "",
-            shell=_one(record, "UserShell", name, fact, call) or "/bin/sh",
+            shell=shell,
             passwd_field=field,
-            no_login_service=is_service(name, uid) and cannot_log_in,
+            no_login_service=cannot_log_in and shipped_service(name, uid, shell),
         )
         hidden = (_one(record, "IsHidden", name, fact, call) or "0").strip() in ("1", "YES")
         users.append(MacUser(account, kinds, hidden))
@@ -232,8 +303,9 @@ def auth_states(users: tuple[MacUser, ...], call: str) -> dict[str, ShadowState]
     return states
 
 
-def parse_groups(stdout: str, call: str) -> tuple[Group, ...]:
-    """Groups with nested local groups expanded; unknown nested GUIDs kept as members."""
+def parse_groups(stdout: str, call: str, users: tuple[Account, ...]) -> tuple[Group, ...]:
+    """Groups with nested groups kept as ``group:<name>`` members and expanded (see the
+    module docstring); ``users`` give the nested groups' primary-group members."""
     fact = GROUPS_FACT
     raw: list[tuple[str, int, list[str], list[str]]] = []
     by_guid: dict[str, int] = {}
@@ -255,8 +327,16 @@ def parse_groups(stdout: str, call: str) -> tuple[Group, ...]:
             inner = by_guid.get(guid.upper())
             if inner is None:
                 out.add(f"nested-group:{guid.upper()}")
-            elif inner not in stack:  # a loop adds nothing new
-                out |= expand(inner, stack | {inner})
+                continue
+            if inner in stack:  # a loop adds nothing new
+                continue
+            inner_name, inner_gid = raw[inner][0], raw[inner][1]
+            if inner_name in RULE_GROUPS:
+                out.add(f"group:{inner_name} (all users)")
+                continue
+            out.add(f"group:{inner_name}")
+            out |= {a.name for a in users if a.gid == inner_gid}
+            out |= expand(inner, stack | {inner})
         return out
 
     groups = []

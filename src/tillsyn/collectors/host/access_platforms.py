@@ -36,10 +36,12 @@ class AccessPlatformFacts(HostBase):
 
     @fact(mac.GROUPS_FACT)
     def macos_groups(self) -> tuple[Group, ...]:
-        """macOS: every group record of the local directory node, nested groups expanded."""
+        """macOS: every group record of the local directory node, nested groups expanded
+        (their primary-group members come from the user records)."""
         self.require_platform(mac.GROUPS_FACT, MACOS)
+        users = tuple(u.account for u in self.macos_users())
         result = self.command(mac.GROUPS_FACT, mac.DSCL_GROUPS)
-        return mac.parse_groups(result.stdout, " ".join(mac.DSCL_GROUPS))
+        return mac.parse_groups(result.stdout, " ".join(mac.DSCL_GROUPS), users)
 
     def _access_powershell(self, name: str, argv: list[str], call: str) -> tuple[str, str]:
         """Run one of our scripts; the errors name it briefly, not by its whole text."""
@@ -72,7 +74,8 @@ class AccessPlatformFacts(HostBase):
 
     @fact(win.GROUPS_FACT)
     def windows_groups(self) -> win.WindowsGroups:
-        """Windows: the members of Administrators, Remote Desktop Users, Backup Operators."""
+        """Windows: the members of the privileged built-in groups (see
+        :data:`~.access_windows.PRIVILEGED_GROUPS`)."""
         self.require_platform(win.GROUPS_FACT, WINDOWS)
         stdout, stderr = self._access_powershell(
             win.GROUPS_FACT, win.POWERSHELL_GROUPS, win.GROUPS_CALL

@@ -20,20 +20,31 @@ access the moment Remote Login is switched on (one click in System Settings, or 
 management profile), so they are judged whether it is on or off. Reading the switch
 would also need root (``systemsetup -getremotelogin``) or launchd's unstable output.
 
-Windows: ``reg query "HKLM\\...\\ProfileList" /s`` lists one subkey per profile, named by
-SID, with ``ProfileImagePath`` (REG_EXPAND_SZ: ``C:\\Users\\alice``,
+Windows: ``HKLM\\...\\ProfileList`` has one subkey per profile, named by SID, with
+``ProfileImagePath`` (REG_EXPAND_SZ: ``C:\\Users\\alice``,
 ``%systemroot%\\ServiceProfiles\\LocalService``); Win32-OpenSSH takes the home directory
-from the same profile path. ProfileList holds no account names, so a profile is named by
-its folder (``alice``), which is the account name unless Windows had to tell two apart
+from the same profile path. It is read by a PowerShell script of ours
+(:data:`PROFILE_LIST_SCRIPT`, the 64-bit registry view whatever the agent's bitness),
+not by ``reg query``: reg.exe writes redirected output in the OEM code page and the agent
+decodes with the ANSI one, so ``C:\\Users\\Björn`` would arrive garbled and point at a
+folder that does not exist. The script prints ``{Profiles: [{SID, ProfileImagePath,
+Kind}]}`` as JSON with every non-ASCII character escaped (see :mod:`.access_windows`), so
+the path arrives exactly; the value is read unexpanded and ``%SystemRoot%`` resolved
+here. ProfileList holds no account names, so a profile is named by its folder
+(``alice``), which is the account name unless Windows had to tell two apart
 (``alice.CONTOSO``); the SID is kept with it. A subkey without ProfileImagePath is not a
-profile anyone can log on with and is skipped. ``%U`` (a numeric uid) has no meaning on
-Windows and is refused.
+profile anyone can log on with and is skipped. A profile whose folder does not exist is
+an error for that profile (:func:`require_profile_folder`), never "no keys": its keys
+cannot be looked for. ``%U`` (a numeric uid) has no meaning on Windows and is refused.
 """
 
 from __future__ import annotations
 
+import json
+import os
 import plistlib
 import re
+import stat
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import PureWindowsPath
@@ -46,15 +57,15 @@ from tillsyn.collectors.errors import (
     FactTimeout,
     FactUnavailable,
 )
+from tillsyn.collectors.host import access_windows as win
 from tillsyn.collectors.host import windows_paths as winpath
 from tillsyn.collectors.host._base import MACOS, WINDOWS, HostBase
 from tillsyn.collectors.host.access_ssh import AuthorizedKey, expand_tokens, parse_authorized_keys
-from tillsyn.collectors.host.windows_registry import full_key, parse_reg_query
 
 FACT = "host.access.ssh_key_holders"
 KEYS_FACT = "host.access.authorized_keys"
 DSCL_USERS = [
-    "dscl",
+    "/usr/bin/dscl",
     "-plist",
     ".",
     "-readall",
@@ -63,8 +74,23 @@ DSCL_USERS = [
     "RecordName",
     "UniqueID",
 ]
-PROFILE_LIST = r"HKLM\SOFTWARE\Microsoft\Windows NT\CurrentVersion\ProfileList"
-REG_PROFILES = ["reg", "query", PROFILE_LIST, "/s"]
+PROFILE_LIST_KEY = r"SOFTWARE\Microsoft\Windows NT\CurrentVersion\ProfileList"
+PROFILE_LIST = f"HKLM\\{PROFILE_LIST_KEY}"
+PROFILE_LIST_SCRIPT = (
+    win.PRELUDE
+    + "$hklm = [Microsoft.Win32.RegistryKey]::OpenBaseKey('LocalMachine', 'Registry64'); "
+    + f"$list = $hklm.OpenSubKey('{PROFILE_LIST_KEY}'); "
+    + "if ($null -eq $list) { throw 'ProfileList key not found' }; "
+    "$profiles = @(foreach ($sid in $list.GetSubKeyNames()) { $key = $list.OpenSubKey($sid); "
+    "$path = $null; $kind = $null; "
+    "if ($null -ne $key -and $key.GetValueNames() -contains 'ProfileImagePath') { "
+    "$path = [string]$key.GetValue('ProfileImagePath', $null, 'DoNotExpandEnvironmentNames'); "
+    "$kind = [string]$key.GetValueKind('ProfileImagePath') }; "
+    "[pscustomobject]@{ SID = $sid; ProfileImagePath = $path; Kind = $kind } }); "
+    + win.ascii_json("[pscustomobject]@{ Profiles = $profiles }")
+)
+POWERSHELL_PROFILES = win.powershell(PROFILE_LIST_SCRIPT)
+PROFILES_CALL = win.shown("ProfileList script")
 #: ``sshd -T`` failures that are errors, not a reason to read sshd_config instead:
 #: output that does not parse, and a timeout (what made sshd hang, an Include on a dead
 #: network mount or a stuck name service, would hang or mislead the fallback too).
@@ -88,7 +114,7 @@ def holders_source(platform: str) -> str:
     if platform == MACOS:
         return "dscl . -readall /Users"
     if platform == WINDOWS:
-        return f"{PROFILE_LIST} (reg query)"
+        return f"{PROFILE_LIST} (PowerShell)"
     return "/etc/passwd"
 
 
@@ -129,45 +155,36 @@ def parse_dscl_users(stdout: str) -> tuple[KeyHolder, ...]:
 # -- Windows --------------------------------------------------------------------------
 
 
-def _sections(stdout: str, call: str) -> list[tuple[str, str]]:
-    """reg query /s output split into (key, that key's block of text)."""
-    out: list[tuple[str, list[str]]] = []
-    for raw in stdout.splitlines():
-        line = raw.rstrip("\r")
-        if line.startswith("HKEY_"):
-            out.append((line.strip(), [line]))
-        elif line.startswith("End of search:") and out:
-            continue
-        elif line.strip():
-            if not out:
-                raise FactParseError(FACT, call, "output does not start with a key", line)
-            out[-1][1].append(line)
-    return [(key, "\n".join(lines)) for key, lines in out]
-
-
-def parse_profile_list(stdout: str, env: Mapping[str, str]) -> tuple[KeyHolder, ...]:
-    """``reg query ...\\ProfileList /s``: each profile's folder name, home and SID."""
-    call = " ".join(REG_PROFILES)
-    top = full_key(PROFILE_LIST)
-    sections = _sections(stdout, call)
-    if not sections or sections[0][0].lower() != top.lower():
-        raise FactParseError(FACT, call, f"output does not start with {top}", stdout)
+def parse_profile_list(stdout: str, stderr: str, env: Mapping[str, str]) -> tuple[KeyHolder, ...]:
+    """:data:`PROFILE_LIST_SCRIPT`'s JSON: each profile's folder name, home and SID."""
+    call = PROFILES_CALL
+    if stderr.strip():
+        raise FactParseError(FACT, call, "PowerShell reported", stderr)
+    text = stdout.strip()
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise FactParseError(FACT, call, f"not JSON ({exc.msg})", text) from exc
+    if not isinstance(data, dict) or "Profiles" not in data:
+        raise FactParseError(FACT, call, "not the script's object with Profiles", text)
+    items = data["Profiles"]
+    items = [] if items is None else items if isinstance(items, list) else [items]
     holders: list[KeyHolder] = []
     homes: dict[str, str] = {}
-    for key, text in sections[1:]:
-        if not key.lower().startswith(top.lower() + "\\"):
-            raise FactParseError(FACT, call, "a key outside ProfileList", key)
-        sid = key[len(top) + 1 :]
-        values = parse_reg_query(text, key, call, FACT)
-        if "\\" in sid or "ProfileImagePath" not in values:
+    for item in items:
+        if not isinstance(item, dict):
+            raise FactParseError(FACT, call, "a profile is not a JSON object", repr(item))
+        sid, data_path, kind = item.get("SID"), item.get("ProfileImagePath"), item.get("Kind")
+        if not isinstance(sid, str) or not sid.startswith("S-1-"):
+            raise FactParseError(FACT, call, "a profile without a SID", repr(item))
+        if data_path is None:
             continue
-        kind, data = values["ProfileImagePath"]
-        if kind not in ("REG_EXPAND_SZ", "REG_SZ"):
-            raise FactParseError(FACT, call, f"{sid}: ProfileImagePath is {kind}", data)
+        if kind not in ("ExpandString", "String") or not isinstance(data_path, str):
+            raise FactParseError(FACT, call, f"{sid}: ProfileImagePath is {kind}", repr(item))
         try:
-            home = winpath.normalize(winpath.expand_env(data, env))
+            home = winpath.normalize(winpath.expand_env(data_path, env))
         except ValueError as exc:
-            raise FactParseError(FACT, call, f"{sid}: ProfileImagePath {exc}", data) from exc
+            raise FactParseError(FACT, call, f"{sid}: ProfileImagePath {exc}", data_path) from exc
         if home.lower() in (h.lower() for h in homes.values()):
             continue  # a .bak copy of a profile already listed
         name = PureWindowsPath(home).name or sid
@@ -175,7 +192,34 @@ def parse_profile_list(stdout: str, env: Mapping[str, str]) -> tuple[KeyHolder, 
             name = f"{name} ({sid})"
         homes[name] = home
         holders.append(KeyHolder(name, home, None, sid))
+    if not holders:
+        # S-1-5-18 (SYSTEM) has a profile on every Windows: no profile is no answer.
+        raise FactParseError(FACT, call, "no profile at all (SYSTEM always has one)", text)
     return tuple(holders)
+
+
+def require_profile_folder(host: HostBase, holder: KeyHolder) -> None:
+    """A Windows profile's folder must exist before "no keys file" may mean "no keys":
+    ProfileList names it, so a missing one is a stale entry or a path not read right."""
+    try:
+        target = winpath.host_file(host.root, holder.home)
+    except ValueError as exc:
+        raise FactUnavailable(KEYS_FACT, holder.home, str(exc)) from exc
+    try:
+        mode = os.stat(target).st_mode
+    except (FileNotFoundError, NotADirectoryError) as exc:
+        raise FactUnavailable(
+            KEYS_FACT,
+            holder.home,
+            f"the profile folder of {holder.name} ({holder.sid}) does not exist, so its "
+            "keys cannot be looked for (a stale ProfileList entry, or a path not read right)",
+        ) from exc
+    except PermissionError as exc:
+        raise FactPermissionDenied(KEYS_FACT, holder.home, "permission denied") from exc
+    except OSError as exc:
+        raise FactUnavailable(KEYS_FACT, holder.home, exc.strerror or str(exc)) from exc
+    if not stat.S_ISDIR(mode):
+        raise FactUnavailable(KEYS_FACT, holder.home, "the profile folder is not a folder")
 
 
 def windows_key_path(pattern: str, holder: KeyHolder, env: Mapping[str, str]) -> str:
@@ -212,7 +256,12 @@ def windows_key_path(pattern: str, holder: KeyHolder, env: Mapping[str, str]) ->
                 pattern,
             )
         path = f"{holder.home}\\{path}"
-    return winpath.normalize(path)
+    try:
+        return winpath.normalize(path)
+    except ValueError as exc:
+        raise FactParseError(
+            "host.access.sshd_keys_config", "AuthorizedKeysFile", str(exc), pattern
+        ) from exc
 
 
 # -- every platform -------------------------------------------------------------------
@@ -223,7 +272,8 @@ def collect(host: HostBase) -> tuple[KeyHolder, ...]:
     if host.platform == MACOS:
         return parse_dscl_users(host.command(FACT, DSCL_USERS).stdout)
     host.require_platform(FACT, WINDOWS)
-    return parse_profile_list(host.command(FACT, REG_PROFILES).stdout, host.env)
+    result = host.command(FACT, POWERSHELL_PROFILES, shown=PROFILES_CALL)
+    return parse_profile_list(result.stdout, result.stderr, host.env)
 
 
 def key_paths(host: HostBase, patterns: tuple[str, ...], holder: KeyHolder) -> list[str]:

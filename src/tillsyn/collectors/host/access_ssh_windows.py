@@ -1,8 +1,9 @@
 """Which authorized_keys files Win32-OpenSSH's sshd reads: ``sshd.exe -T`` plus Match blocks.
 
 Why a module of its own: on Windows the question has a part Linux does not have.
-``sshd.exe -T`` (``C:\\Windows\\System32\\OpenSSH`` for the optional feature,
-``C:\\Program Files\\OpenSSH`` for the MSI/zip release) prints the global
+``sshd.exe -T`` (``C:\\Windows\\System32\\OpenSSH`` for the optional feature, reached as
+``C:\\Windows\\Sysnative\\OpenSSH`` by a 32-bit agent, whose System32 Windows redirects
+to SysWOW64; ``C:\\Program Files\\OpenSSH`` for the MSI/zip release) prints the global
 AuthorizedKeysFile as on Linux, but, like any ``sshd -T`` without ``-C``, it does not
 apply Match blocks, and the sshd_config Win32-OpenSSH ships ends with::
 
@@ -23,10 +24,14 @@ files followed; relative ones are under ``C:\\ProgramData\\ssh``) for its Match 
   :attr:`KeysConfig.unevaluated`: an error, because the keys it points some users at
   are not checked.
 
-When ``sshd -T`` fails (not installed at either place, or refused) the global settings
-come from sshd_config, as on Linux; with no readable sshd_config the one Win32-OpenSSH
-ships is assumed, Match Group administrators included, because the service writes it on
-first start. A timeout or unparsable output is an error, never a fallback.
+When ``sshd -T`` fails (not installed at any of those places, or refused) the global
+settings come from sshd_config, as on Linux; only when sshd_config does not exist is the
+one Win32-OpenSSH ships assumed, Match Group administrators included, because the service
+writes it on first start. An sshd_config that exists but cannot be read (permission
+denied), an Include'd file or directory that cannot be read or listed, an Include of a
+UNC path or of a path without a drive letter, a timeout or unparsable output are errors
+naming the file or line, never a fallback. (With ``sshd -T`` answering, such a failure
+leaves the global files known and makes the Match blocks an error of their own.)
 
 Sources: Win32-OpenSSH ``contrib/win32/openssh/sshd_config`` (the shipped file);
 OpenSSH ``servconf.c`` (``match_cfg_line``: without ``-C`` no Match block applies;
@@ -55,8 +60,14 @@ from tillsyn.collectors.host.access_ssh_platforms import PROGRAMDATA_PLACEHOLDER
 FACT = "host.access.sshd_keys_config"
 #: The platform whose sshd this module reads.
 PLATFORM = WINDOWS
-#: The optional feature's sshd, then the MSI/zip release's, under %SystemRoot% / C:.
-SSHD_EXES = (r"{SystemRoot}\System32\OpenSSH\sshd.exe", r"C:\Program Files\OpenSSH\sshd.exe")
+#: The optional feature's sshd (as a 64-bit process sees it, then as a 32-bit one must
+#: name it: System32 is redirected to SysWOW64 for it, Sysnative is the real System32),
+#: then the MSI/zip release's.
+SSHD_EXES = (
+    r"{SystemRoot}\System32\OpenSSH\sshd.exe",
+    r"{SystemRoot}\Sysnative\OpenSSH\sshd.exe",
+    r"C:\Program Files\OpenSSH\sshd.exe",
+)
 ADMINISTRATORS = "Administrators"
 #: What Win32-OpenSSH's shipped sshd_config sets (see the module docstring).
 SHIPPED_FILES = (".ssh/authorized_keys",)
@@ -170,15 +181,42 @@ def _parse(
             config.matches.append(block)
         elif keyword == "include":
             for pattern in args:
-                full = _programdata(pattern, program_data)
-                if not winpath.is_absolute(full):
-                    full = f"{program_data}\\ssh\\{full}"
-                for sub in glob(full):
+                for sub in _include(pattern, where, line, glob, program_data):
                     _parse(sub, read, glob, program_data, config, block, depth + 1)
         elif keyword == "authorizedkeysfile" and target.files is None:
             target.files = tuple(args)
         elif keyword == "authorizedkeyscommand" and target.command is None:
             target.command = rest
+
+
+def _include(
+    pattern: str,
+    where: str,
+    line: str,
+    glob: Callable[[str], list[str]],
+    program_data: str,
+) -> list[str]:
+    """The files one Include argument names: relative ones under %ProgramData%\\ssh; a UNC
+    path, or one without a drive letter, is refused rather than guessed."""
+    full = _programdata(pattern, program_data)
+    if full.startswith(("\\\\", "//")):
+        raise FactParseError(
+            FACT, where, "Include names a UNC path (another machine): not read", line
+        )
+    if not winpath.is_absolute(full):
+        if full.startswith(("/", "\\")) or re.match(r"^[A-Za-z]:", full):
+            raise FactParseError(
+                FACT,
+                where,
+                "Include path has no drive letter (or no root after it), so which file "
+                "sshd reads depends on its working directory",
+                line,
+            )
+        full = f"{program_data}\\ssh\\{full}"
+    try:
+        return glob(full)
+    except ValueError as exc:
+        raise FactParseError(FACT, where, f"Include path {exc}", line) from exc
 
 
 def _programdata(path: str, program_data: str) -> str:
@@ -232,14 +270,21 @@ def match_keys(
     return tuple(groups), tuple(unevaluated)
 
 
+class _Missing(FactUnavailable):
+    """A config file that does not exist (the only failure that may mean "not set up")."""
+
+
 def _read(host: HostBase, path: str) -> str:
-    target = winpath.host_file(host.root, path)
+    try:
+        target = winpath.host_file(host.root, path)
+    except ValueError as exc:
+        raise FactParseError(FACT, path, str(exc)) from exc
     try:
         return target.read_text(encoding="utf-8", errors="replace")
     except PermissionError as exc:
         raise FactPermissionDenied(FACT, path, "permission denied") from exc
     except FileNotFoundError as exc:
-        raise FactUnavailable(FACT, path, "does not exist") from exc
+        raise _Missing(FACT, path, "does not exist") from exc
     except OSError as exc:
         raise FactUnavailable(FACT, path, exc.strerror or str(exc)) from exc
 
@@ -263,19 +308,28 @@ def _sshd_t(host: HostBase) -> tuple[KeysConfig | None, str]:
 def keys_config(host: HostBase) -> KeysConfig:
     """The files sshd reads for everyone, for Administrators, and what is not evaluated."""
     program_data = winpath.env_value(host.env, "ProgramData")
+    if not winpath.is_absolute(program_data):
+        raise FactParseError(
+            FACT,
+            "%ProgramData%",
+            "is not a drive-letter path, so where sshd_config lives cannot be told",
+            program_data,
+        )
     config_path = f"{program_data}\\ssh\\sshd_config"
     sshd_t, why = _sshd_t(host)
     try:
         parsed: ServerConfig | None = parse_server_config(
             config_path,
             lambda p: _read(host, p),
-            lambda p: winpath.host_glob(host.root, p),
+            lambda p: winpath.host_glob(host.root, p, FACT),
             program_data,
         )
         problem = ""
     except FactParseError:
         raise
     except FactError as exc:
+        if not (isinstance(exc, _Missing) and exc.call == config_path):
+            return _unreadable(exc, config_path, sshd_t, why)
         parsed, problem = None, exc.reason
     if parsed is None:
         unreadable = f"{config_path} unreadable ({problem})"
@@ -317,3 +371,28 @@ def keys_config(host: HostBase) -> KeysConfig:
         group_files=groups,
         unevaluated=unevaluated,
     )
+
+
+def _unreadable(
+    exc: FactError, config_path: str, sshd_t: KeysConfig | None, why: str
+) -> KeysConfig:
+    """sshd_config or a file it includes exists but could not be read: never the shipped
+    default. With ``sshd -T`` the global files are known and the Match blocks are an
+    error; without it nothing is known and the fact is an error naming the file."""
+    failed = f"{exc.call} could not be read ({exc.reason})"
+    if exc.call != config_path:
+        failed += f"; it is included by {config_path}"
+    if sshd_t is not None:
+        missed = (
+            "Match",
+            f"{failed}: the Match blocks of {config_path} (Win32-OpenSSH ships 'Match Group "
+            "administrators') are not evaluated, so keys sshd reads instead for some users "
+            "are not checked",
+        )
+        return replace(sshd_t, unevaluated=(missed,))
+    error = FactPermissionDenied if isinstance(exc, FactPermissionDenied) else FactUnavailable
+    raise error(
+        FACT,
+        exc.call,
+        f"{why}; {failed}: which authorized_keys files sshd reads is unknown",
+    ) from exc

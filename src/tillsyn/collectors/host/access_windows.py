@@ -3,18 +3,32 @@
 A module of its own because Windows keeps accounts in the SAM, not in files, and has no
 sudo: privilege on Windows is membership of a group. The answers come from two PowerShell
 scripts of ours that print JSON in a shape we define (:data:`USERS_SCRIPT`,
-:data:`GROUPS_SCRIPT`), dates as UTC ``yyyy-MM-ddTHH:mm:ssZ``:
+:data:`GROUPS_SCRIPT`), dates as UTC ``yyyy-MM-ddTHH:mm:ssZ`` written with the invariant
+culture (the current one would write Buddhist years on a Thai Windows, Hijri ones on
+ar-SA).
+
+Text encoding. The agent decodes a command's output with the ANSI code page, while
+Windows PowerShell 5.1 writes redirected output in the console's (OEM) code page, so a
+name like Björn would arrive garbled. Every script therefore starts with :data:`PRELUDE`
+(UTF-8 output, no progress records on stderr, stop on the first error) and ends with
+:func:`ascii_json`, which escapes every character outside ASCII as ``\\uXXXX`` in the
+JSON: the bytes are ASCII whichever code page decodes them, and ``json.loads`` restores
+the names exactly. PowerShell is run by its absolute path (:data:`POWERSHELL_EXE`), not
+found through PATH.
 
 - ``Get-LocalUser``: ``{ComputerName, Users: [{Name, SID, Enabled, PasswordRequired,
   PasswordLastSet, PasswordExpires, AccountExpires, LastLogon, PrincipalSource}]}``. No
   password or hash is available to it, so none can reach evidence.
 - ``Get-LocalGroupMember -SID`` for Administrators (S-1-5-32-544), Remote Desktop Users
-  (S-1-5-32-555) and Backup Operators (S-1-5-32-551): ``{ComputerName, Groups: [{SID,
-  Name, Members: [{Name, SID, ObjectClass, PrincipalSource}], Error}]}``. Groups are
-  selected by their well-known SID, never by name: the names are localised
+  (S-1-5-32-555), Backup Operators (S-1-5-32-551), Remote Management Users
+  (S-1-5-32-580: WinRM / PowerShell remoting) and Hyper-V Administrators (S-1-5-32-578:
+  full control of the virtual machines, and so of their disks): ``{ComputerName, Groups:
+  [{SID, Name, Members: [{Name, SID, ObjectClass, PrincipalSource}], Error, ErrorId}]}``.
+  Groups are selected by their well-known SID, never by name: the names are localised
   (Administratoren, Administrateurs). Results carry the English name as the resource, the
   local one as evidence. Each group is read in its own try/catch, so one that cannot be
-  listed is an error for that group only.
+  listed is an error for that group only; the last two may be absent from an edition
+  (``GroupNotFound``), which is reported as such, never as "no members".
 
 Member names are as Windows prints them, ``DOMAIN\\name``; a local account's prefix is this
 computer's name and is dropped, so members read like the accounts check's names, while
@@ -48,27 +62,62 @@ PRIVILEGED_GROUPS = {
     "S-1-5-32-544": "Administrators",
     "S-1-5-32-555": "Remote Desktop Users",
     "S-1-5-32-551": "Backup Operators",
+    "S-1-5-32-580": "Remote Management Users",
+    "S-1-5-32-578": "Hyper-V Administrators",
 }
+#: Groups an edition may lack (Get-LocalGroup answers GroupNotFound): absent, not empty.
+OPTIONAL_GROUPS = frozenset({"S-1-5-32-580", "S-1-5-32-578"})
 BUILTIN_ADMINISTRATOR_RID = 500
 BUILTIN_GUEST_RID = 501
 
+#: 64-bit Windows PowerShell 5.1 by its absolute path (never whatever PATH finds first).
+POWERSHELL_EXE = r"C:\Windows\System32\WindowsPowerShell\v1.0\powershell.exe"
+#: First statements of every access script: UTF-8 output, no progress records on stderr
+#: (PowerShell writes them there when redirected), stop at the first error.
+PRELUDE = (
+    "[Console]::OutputEncoding = [Text.UTF8Encoding]::new($false); "
+    "$ProgressPreference = 'SilentlyContinue'; "
+    "$ErrorActionPreference = 'Stop'; "
+)
+
+
+def ascii_json(expression: str, depth: int = 4) -> str:
+    """The statements that print ``expression`` as compact JSON with every non-ASCII
+    character escaped (``\\u00f6``), so the output reads the same in any code page."""
+    return (
+        f"$json = ConvertTo-Json -Depth {depth} -Compress -InputObject ({expression}); "
+        "[regex]::Replace($json, '[^\\x00-\\x7F]', "
+        "{ param($m) '\\u{0:x4}' -f [int][char]$m.Value })"
+    )
+
+
+def powershell(script: str) -> list[str]:
+    """The argv that runs one of our scripts."""
+    return [POWERSHELL_EXE, "-NoProfile", "-NonInteractive", "-Command", script]
+
+
+def shown(what: str) -> str:
+    """How a script's call appears in messages: named briefly, not by its whole text."""
+    return f"powershell.exe -NoProfile -NonInteractive -Command <{what}>"
+
+
 _UTC = (
-    "function Utc($d) { if ($d) { $d.ToUniversalTime().ToString(\"yyyy-MM-dd'T'HH:mm:ss'Z'\") } }; "
+    "function Utc($d) { if ($d) { $d.ToUniversalTime().ToString("
+    "\"yyyy'-'MM'-'dd'T'HH':'mm':'ss'Z'\", [Globalization.CultureInfo]::InvariantCulture) } }; "
 )
 USERS_SCRIPT = (
-    "$ErrorActionPreference = 'Stop'; "
-    + _UTC
-    + "$users = @(Get-LocalUser | ForEach-Object { [pscustomobject]@{ "
+    PRELUDE + _UTC + "$users = @(Get-LocalUser | ForEach-Object { [pscustomobject]@{ "
     "Name = [string]$_.Name; SID = [string]$_.SID; Enabled = [bool]$_.Enabled; "
     "PasswordRequired = [bool]$_.PasswordRequired; PasswordLastSet = (Utc $_.PasswordLastSet); "
     "PasswordExpires = (Utc $_.PasswordExpires); AccountExpires = (Utc $_.AccountExpires); "
     "LastLogon = (Utc $_.LastLogon); PrincipalSource = [string]$_.PrincipalSource } }); "
-    "ConvertTo-Json -Depth 4 -Compress -InputObject ([pscustomobject]@{ "
-    "ComputerName = $env:COMPUTERNAME; Users = $users })"
+    + ascii_json("[pscustomobject]@{ ComputerName = $env:COMPUTERNAME; Users = $users }")
 )
 GROUPS_SCRIPT = (
-    "$ErrorActionPreference = 'Stop'; "
-    "$groups = @(foreach ($sid in " + ",".join(f"'{s}'" for s in PRIVILEGED_GROUPS) + ") { "
+    PRELUDE
+    + "$groups = @(foreach ($sid in "
+    + ",".join(f"'{s}'" for s in PRIVILEGED_GROUPS)
+    + ") { "
     "try { $g = Get-LocalGroup -SID $sid; "
     "$m = @(Get-LocalGroupMember -SID $sid | ForEach-Object { [pscustomobject]@{ "
     "Name = [string]$_.Name; SID = [string]$_.SID; ObjectClass = [string]$_.ObjectClass; "
@@ -76,14 +125,12 @@ GROUPS_SCRIPT = (
     "[pscustomobject]@{ SID = $sid; Name = [string]$g.Name; Members = $m; Error = $null } "
     "} catch { [pscustomobject]@{ SID = $sid; Name = $null; Members = $null; "
     "Error = [string]$_.Exception.Message; ErrorId = [string]$_.FullyQualifiedErrorId } } }); "
-    "ConvertTo-Json -Depth 4 -Compress -InputObject ([pscustomobject]@{ "
-    "ComputerName = $env:COMPUTERNAME; Groups = $groups })"
+    + ascii_json("[pscustomobject]@{ ComputerName = $env:COMPUTERNAME; Groups = $groups }")
 )
-_POWERSHELL = ["powershell.exe", "-NoProfile", "-NonInteractive", "-Command"]
-POWERSHELL_USERS = [*_POWERSHELL, USERS_SCRIPT]
-POWERSHELL_GROUPS = [*_POWERSHELL, GROUPS_SCRIPT]
-USERS_CALL = "powershell.exe -NoProfile -NonInteractive -Command <Get-LocalUser script>"
-GROUPS_CALL = "powershell.exe -NoProfile -NonInteractive -Command <Get-LocalGroupMember script>"
+POWERSHELL_USERS = powershell(USERS_SCRIPT)
+POWERSHELL_GROUPS = powershell(GROUPS_SCRIPT)
+USERS_CALL = shown("Get-LocalUser script")
+GROUPS_CALL = shown("Get-LocalGroupMember script")
 #: How Get-LocalGroupMember fails on a member SID that no longer resolves.
 ORPHANED_SID = ("error code = 1789", "Failed to compare two elements in the array")
 _SID = re.compile(r"^S-1-\d+(-\d+)+$")
@@ -164,6 +211,8 @@ class WindowsGroup:
     local_name: str | None  # as this Windows names it; None when it could not be read
     members: tuple[GroupMember, ...]
     error: str | None
+    #: This Windows has no such group (an optional one, GroupNotFound); ``error`` says so.
+    missing: bool = False
 
     @property
     def member_names(self) -> list[str]:
@@ -279,7 +328,15 @@ def parse_groups(stdout: str, stderr: str, call: str) -> WindowsGroups:
             raise FactParseError(fact, call, f"unexpected or repeated group {sid}", stdout)
         error = item.get("Error")
         if error is not None:
-            groups[sid] = WindowsGroup(sid, PRIVILEGED_GROUPS[sid], None, (), str(error) or "?")
+            error_id = item.get("ErrorId")
+            absent = (
+                sid in OPTIONAL_GROUPS
+                and isinstance(error_id, str)
+                and error_id.startswith("GroupNotFound,")
+            )
+            groups[sid] = WindowsGroup(
+                sid, PRIVILEGED_GROUPS[sid], None, (), str(error) or "?", absent
+            )
             continue
         members = []
         for raw in _items(item.get("Members")):

@@ -16,14 +16,25 @@ Only drive-letter paths are accepted: a UNC path (``\\\\server\\share``) is on a
 machine and a path without a drive depends on the current drive, so both are refused
 with :class:`ValueError` rather than guessed. ``/C:/x`` (how sshd_config may write it)
 is read as ``C:/x``, as Win32-OpenSSH does.
+
+:func:`host_glob` lists directories itself (``os.scandir``) instead of ``Path.glob``,
+which skips a directory it may not list as if it were empty: a directory that cannot be
+listed, or a path without wildcards that cannot be looked at, is a
+:class:`~tillsyn.collectors.errors.FactError` naming it; only "does not exist" means no
+match (as sshd's glob treats it).
 """
 
 from __future__ import annotations
 
+import fnmatch
+import os
 import re
 from collections.abc import Mapping
 from pathlib import Path, PureWindowsPath
 
+from tillsyn.collectors.errors import FactPermissionDenied, FactUnavailable
+
+_WILDCARD = re.compile(r"[*?[]")
 _DRIVE = re.compile(r"^[/\\]?(?P<drive>[A-Za-z]):(?P<rest>[/\\].*)?$")
 
 
@@ -55,17 +66,67 @@ def host_file(root: Path, path: str) -> Path:
     return root.joinpath(windows[0], *parts[1:])
 
 
-def host_glob(root: Path, pattern: str) -> list[str]:
+def host_glob(root: Path, pattern: str, fact: str) -> list[str]:
     """The Windows paths matching a glob ``pattern`` (``C:\\ProgramData\\ssh\\conf.d\\*``),
-    sorted as sshd sorts Include matches (lexically)."""
+    sorted as sshd sorts Include matches (lexically).
+
+    Names are compared case-insensitively, as Windows does; ``*`` does not match a
+    leading dot (glob(3)). A directory on the way that does not exist gives no match; one
+    that cannot be listed, or a match that cannot be looked at (permission denied, an
+    I/O error), raises FactPermissionDenied or FactUnavailable naming it.
+    """
     windows = normalize(pattern)
-    drive = windows[:2] + "\\"
-    base = host_file(root, drive)
-    relative = windows[3:].replace("\\", "/")
-    if not relative:
-        return [drive]
-    found = sorted(base.glob(relative))
-    return [drive + "\\".join(p.relative_to(base).parts) for p in found]
+    drive = windows[:2]
+    parts = [p for p in windows[3:].split("\\") if p]
+    if not parts:
+        return [drive + "\\"]
+    found = [drive]
+    for part in parts:
+        wild = _WILDCARD.search(part) is not None
+        following: list[str] = []
+        for base in found:
+            if not wild:
+                following.append(f"{base}\\{part}")
+                continue
+            wanted = part.casefold()
+            for name in _list_dir(root, base, fact):
+                if name.startswith(".") and not part.startswith("."):
+                    continue
+                if fnmatch.fnmatchcase(name.casefold(), wanted):
+                    following.append(f"{base}\\{name}")
+        found = following
+    return sorted(path for path in found if _exists(root, path, fact))
+
+
+def _list_dir(root: Path, directory: str, fact: str) -> list[str]:
+    """The names in ``directory`` (a Windows path); none when it does not exist."""
+    shown = directory + "\\" if len(directory) == 2 else directory
+    try:
+        with os.scandir(host_file(root, shown)) as entries:
+            return [entry.name for entry in entries]
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+    except PermissionError as exc:
+        raise FactPermissionDenied(
+            fact, shown, "permission denied: the directory cannot be listed"
+        ) from exc
+    except OSError as exc:
+        raise FactUnavailable(
+            fact, shown, f"the directory cannot be listed: {exc.strerror or exc}"
+        ) from exc
+
+
+def _exists(root: Path, path: str, fact: str) -> bool:
+    """Whether ``path`` exists; any answer other than "not there" is an error naming it."""
+    try:
+        os.stat(host_file(root, path))
+    except (FileNotFoundError, NotADirectoryError):
+        return False
+    except PermissionError as exc:
+        raise FactPermissionDenied(fact, path, "permission denied: cannot be looked at") from exc
+    except OSError as exc:
+        raise FactUnavailable(fact, path, f"cannot be looked at: {exc.strerror or exc}") from exc
+    return True
 
 
 #: What these variables hold on a Windows installed on C: (every default installation),
