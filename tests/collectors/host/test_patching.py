@@ -39,8 +39,12 @@ from tillsyn.collectors.host.patching_os import (
 )
 from tillsyn.collectors.host.patching_windows import (
     AU_KEY,
+    POWERSHELL_WU,
+    WU_SCRIPT,
     au_policy_problems,
     parse_wu_search,
+    pause_problems,
+    service_problems,
 )
 from tillsyn.collectors.host.patching_zypper import parse_list_patches
 from tillsyn.collectors.host.windows_registry import key_exists, parse_reg_query
@@ -402,6 +406,11 @@ def test_softwareupdate_nothing_new_needs_apples_words() -> None:
             "label without details",
         ),
         ("garbage\n", "unexpected line before the list"),
+        (
+            "Software Update found the following new or updated software:\n",
+            "header with no item after it",
+        ),
+        (_out("softwareupdate-list/macos-header-only"), "header with no item after it"),
     ],
 )
 def test_malformed_softwareupdate_is_a_parse_error(stdout: str, says: str) -> None:
@@ -455,6 +464,41 @@ def test_defaults_value_other_than_0_or_1_is_an_error() -> None:
 # -- Windows ----------------------------------------------------------------------------
 
 
+SEC_ID = "0fa1201d-4330-4fa8-8ae9-b877473b6441"
+
+
+def _wu(*updates: dict[str, object], code: object = 2) -> str:
+    return json.dumps({"ResultCode": code, "Updates": list(updates)})
+
+
+def _update(**changes: object) -> dict[str, object]:
+    item: dict[str, object] = {
+        "Title": "x",
+        "KBArticleIDs": [],
+        "MsrcSeverity": "Low",
+        "Categories": [],
+        "CategoryIDs": [],
+        "IsHidden": False,
+        "LastDeploymentChangeTime": "2026-11-01T00:00:00Z",
+    }
+    item.update(changes)
+    return item
+
+
+def test_every_wu_fixture_runs_the_current_script() -> None:
+    for path in sorted((COMMANDS / "powershell-wu-search").glob("*.json")):
+        assert json.loads(path.read_text())["argv"] == POWERSHELL_WU, path.name
+
+
+def test_wu_script_searches_hidden_updates_and_formats_invariantly() -> None:
+    assert "IsHidden=0 or " in WU_SCRIPT and "IsHidden=1" in WU_SCRIPT
+    assert "$ProgressPreference = 'SilentlyContinue'" in WU_SCRIPT
+    assert "[Console]::OutputEncoding = [Text.UTF8Encoding]::new($false)" in WU_SCRIPT
+    assert "[Globalization.CultureInfo]::InvariantCulture" in WU_SCRIPT
+    assert "ResultCode = [int]$result.ResultCode" in WU_SCRIPT
+    assert "CategoryIDs" in WU_SCRIPT
+
+
 def test_wu_search_keeps_rated_and_security_category_updates() -> None:
     updates = parse_wu_search(
         _out("powershell-wu-search/win11-critical-important-pending"), "", "ps"
@@ -462,48 +506,69 @@ def test_wu_search_keeps_rated_and_security_category_updates() -> None:
     assert [(u.package, u.severity) for u in updates] == [
         ("KB5068861", "critical"),
         ("KB5068520", "important"),
-    ]
+    ]  # the Defender definition update (MsrcSeverity "") is not a security update
     assert updates[0].first_seen == datetime(2026, 11, 11, 18, 0, tzinfo=UTC)
     assert updates[0].origins == ("Security Updates", "Windows 11")
+    assert not updates[0].hidden
     item = (
-        '{"Title":"T","KBArticleIDs":null,"MsrcSeverity":null,'
-        '"Categories":"Security Updates","LastDeploymentChangeTime":"2026-11-01T00:00:00Z"}'
+        '{"ResultCode":2,"Updates":{"Title":"T","KBArticleIDs":null,"MsrcSeverity":null,'
+        f'"Categories":"Security Updates","CategoryIDs":"{SEC_ID.upper()}","IsHidden":false,'
+        '"LastDeploymentChangeTime":"2026-11-01T00:00:00Z"}}'
     )
     (single,) = parse_wu_search(item, "", "ps")  # a single unwrapped object, no KB
     assert single.package == "T" and single.severity is None
 
 
-@pytest.mark.parametrize("stdout", ["", "[]\r\n", "\r\n"])
-def test_wu_search_empty_output_is_nothing_pending(stdout: str) -> None:
+def test_wu_security_category_is_matched_by_id_not_localised_name() -> None:
+    (german,) = parse_wu_search(
+        _out("powershell-wu-search/win11-german-hidden-security-update"), "", "ps"
+    )
+    assert german.origins == ("Sicherheitsupdates", "Windows 11") and german.severity is None
+    assert german.hidden  # a hidden security update is still pending
+    by_name_only = _update(MsrcSeverity=None, Categories=["Security Updates"])
+    assert parse_wu_search(_wu(by_name_only), "", "ps") == ()
+
+
+def test_wu_empty_msrc_severity_is_unrated() -> None:
+    assert parse_wu_search(_wu(_update(MsrcSeverity="")), "", "ps") == ()
+    (rated,) = parse_wu_search(_wu(_update(MsrcSeverity="", CategoryIDs=[SEC_ID])), "", "ps")
+    assert rated.severity is None
+
+
+@pytest.mark.parametrize("stdout", ['{"ResultCode":2,"Updates":[]}\r\n', _wu(code=2)])
+def test_wu_search_empty_list_is_nothing_pending(stdout: str) -> None:
     assert parse_wu_search(stdout, "", "ps") == ()
 
 
 @pytest.mark.parametrize(
     ("stdout", "stderr", "says"),
     [
+        ("", "", "no output"),
+        ("\r\n", "", "no output"),
+        (_out("powershell-wu-search/win11-empty-output"), "", "no output"),
         ("", "Exception from HRESULT: 0x8024402C", "0x8024402C"),
         ("Exception from HRESULT: 0x80072EE2", "", "HRESULT"),
         (_out("powershell-wu-search/win11-not-json"), "", "not JSON"),
-        ('[{"Title":"x"}]', "", "update without"),
-        ("[1]", "", "not a JSON object"),
+        ('{"ResultCode":2,"Upd', "", "not JSON"),
+        ("[]", "", "not the search result object"),
+        ('{"Updates":[]}', "", "not the search result object"),
+        (_out("powershell-wu-search/win11-succeeded-with-errors"), "", "ResultCode 3"),
+        (_wu(code=4), "", r"ResultCode 4 \(failed\)"),
+        (_wu(code=5), "", "aborted"),
+        (_wu(code="2"), "", "ResultCode is not a number"),
+        (_wu(code=True), "", "ResultCode is not a number"),
+        ('{"ResultCode":2,"Updates":3}', "", "Updates is not a list"),
+        (_wu({"Title": "x"}), "", "update without"),
+        (_wu(_update(IsHidden="no")), "", "IsHidden is not true or false"),
+        ('{"ResultCode":2,"Updates":[1]}', "", "not a JSON object"),
+        (_wu(_update(MsrcSeverity="Severe")), "", "unknown MsrcSeverity"),
         (
-            '[{"Title":"x","KBArticleIDs":[],"MsrcSeverity":"Severe","Categories":[],'
-            '"LastDeploymentChangeTime":"2026-11-01T00:00:00Z"}]',
-            "",
-            "unknown MsrcSeverity",
-        ),
-        (
-            '[{"Title":"x","KBArticleIDs":[],"MsrcSeverity":"Low","Categories":[],'
-            '"LastDeploymentChangeTime":"/Date(1700000000000)/"}]',
+            _wu(_update(LastDeploymentChangeTime="/Date(1700000000000)/")),
             "",
             "not a UTC time",
         ),
-        (
-            '[{"Title":"x","KBArticleIDs":[1],"MsrcSeverity":"Low","Categories":[],'
-            '"LastDeploymentChangeTime":"2026-11-01T00:00:00Z"}]',
-            "",
-            "not a list of strings",
-        ),
+        (_wu(_update(KBArticleIDs=[1])), "", "not a list of strings"),
+        (_wu(_update(CategoryIDs=[1])), "", "not a list of strings"),
     ],
 )
 def test_malformed_wu_search_is_a_parse_error(stdout: str, stderr: str, says: str) -> None:
@@ -568,3 +633,110 @@ def test_windows_first_seen_is_the_earlier_of_memory_and_release() -> None:
     found = {u.package: u for u in facts.pending_security_updates().updates}
     assert found["KB5068520"].first_seen == PINNED_NOW - timedelta(days=9)  # memory earlier
     assert found["KB5068861"].first_seen == datetime(2026, 11, 11, 18, 0, tzinfo=UTC)
+
+
+def test_windows_release_time_in_the_future_is_refused() -> None:
+    record = _rec("powershell-wu-search/win11-german-hidden-security-update")
+    record["stdout"] = str(record["stdout"]).replace("2026-11-11T18", "2569-11-11T18")
+    facts = HostFacts(runner=RecordedRunner([record]), platform="win32", now=PINNED_NOW)
+    with pytest.raises(FactParseError, match="LastDeploymentChangeTime lies in the future"):
+        facts.pending_security_updates()
+
+
+def test_windows_empty_search_output_is_an_error_not_nothing_pending() -> None:
+    facts = HostFacts(
+        runner=RecordedRunner.from_files(
+            [COMMANDS / "powershell-wu-search/win11-empty-output.json"]
+        ),
+        platform="win32",
+        now=PINNED_NOW,
+    )
+    with pytest.raises(FactParseError, match="no output"):
+        facts.pending_security_updates()
+
+
+def _windows_auto(*recordings: str) -> HostFacts:
+    return HostFacts(
+        runner=RecordedRunner.from_files([COMMANDS / f"{r}.json" for r in recordings]),
+        platform="win32",
+        now=PINNED_NOW,
+    )
+
+
+def test_windows_defaults_are_checked_against_service_and_pause() -> None:
+    found = _windows_auto(
+        "reg-query-au-policy/win11-no-policy",
+        "reg-query-wuauserv-start/win11-manual",
+        "reg-query-wu-ux-settings/absent",
+    ).auto_updates()
+    assert found.problems == ()
+    assert found.settings["wuauserv"] == "Start 0x3 (manual)"
+    assert "not paused" in found.settings["pause"]
+    assert found.settings["policy"].startswith("no policy: Windows Update defaults apply")
+    disabled = _windows_auto(
+        "reg-query-au-policy/win11-auoptions-4",
+        "reg-query-wuauserv-start/win11-disabled",
+        "reg-query-wu-ux-settings/win11-paused-until-december",
+    ).auto_updates()
+    assert disabled.problems == (
+        "the Windows Update service (wuauserv) is disabled (Start 0x4)",
+        "updates are paused until 2026-12-11 09:12 UTC (PauseUpdatesExpiryTime)",
+        "updates are paused until 2026-12-11 09:12 UTC (PauseQualityUpdatesEndTime)",
+    )
+    assert disabled.settings["PauseFeatureUpdatesEndTime"] == "2026-12-11T09:12:44Z"
+
+
+def test_windows_update_service_start_types() -> None:
+    assert service_problems(3) == ({"wuauserv": "Start 0x3 (manual)"}, [])
+    assert service_problems(2)[1] == []
+    assert service_problems(4)[1] == [
+        "the Windows Update service (wuauserv) is disabled (Start 0x4)"
+    ]
+    settings, problems = service_problems(None)
+    assert settings == {"wuauserv": "not registered"} and "not registered" in problems[0]
+
+
+def test_windows_update_service_access_denied_is_an_error() -> None:
+    denied = _rec("reg-query-rebootrequired/win11-access-denied")
+    record = {
+        **_rec("reg-query-wuauserv-start/win11-manual"),
+        "returncode": 1,
+        "stdout": "",
+        "stderr": denied["stderr"],
+    }
+    facts = HostFacts(
+        runner=RecordedRunner([_rec("reg-query-au-policy/win11-no-policy"), record]),
+        platform="win32",
+        now=PINNED_NOW,
+    )
+    with pytest.raises(FactCommandFailed, match="Access is denied"):
+        facts.auto_updates()
+
+
+def test_windows_pause_values() -> None:
+    def sz(value: str) -> tuple[str, str]:
+        return ("REG_SZ", value)
+
+    assert pause_problems({}, PINNED_NOW, "reg")[1] == []
+    assert pause_problems(None, PINNED_NOW, "reg")[0]["pause"].endswith("not paused")
+    started = {"PauseQualityUpdatesStartTime": sz("2026-11-10T00:00:00Z")}
+    assert "paused on 2026-11-10 00:00 UTC" in pause_problems(started, PINNED_NOW, "reg")[1][0]
+    long_ago = {"PauseQualityUpdatesStartTime": sz("2026-09-01T00:00:00Z")}
+    assert pause_problems(long_ago, PINNED_NOW, "reg")[1] == []  # 35 days are over
+    feature = {"PauseFeatureUpdatesEndTime": sz("2027-01-01T00:00:00Z")}
+    settings, problems = pause_problems(feature, PINNED_NOW, "reg")
+    assert problems == [] and settings["PauseFeatureUpdatesEndTime"] == "2027-01-01T00:00:00Z"
+
+
+@pytest.mark.parametrize(
+    ("value", "says"),
+    [
+        (("REG_SZ", "11.12.2026 09:12"), "not an ISO 8601 UTC time"),
+        (("REG_SZ", "2026-12-11T09:12:44"), "not an ISO 8601 UTC time"),
+        (("REG_DWORD", "0x1"), "not an ISO 8601 UTC time"),
+        (("REG_SZ", "2026-13-45T09:12:44Z"), "not a valid time"),
+    ],
+)
+def test_unreadable_pause_value_is_a_parse_error(value: tuple[str, str], says: str) -> None:
+    with pytest.raises(FactParseError, match=says):
+        pause_problems({"PauseUpdatesExpiryTime": value}, PINNED_NOW, "reg")

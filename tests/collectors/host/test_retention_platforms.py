@@ -10,6 +10,7 @@ truncated, another language. None of them may parse into something that could pa
 from __future__ import annotations
 
 import json
+import os
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -20,12 +21,13 @@ from tests.support.recorded import RecordedRunner
 from tillsyn.checks.host import _logging_retention
 from tillsyn.collectors.errors import (
     FactCommandFailed,
+    FactError,
     FactParseError,
     FactPermissionDenied,
     FactTimeout,
     FactUnavailable,
 )
-from tillsyn.collectors.host import HostFacts
+from tillsyn.collectors.host import HostFacts, logs_windows
 from tillsyn.collectors.host.logs_asl import AslReader, parse_asl
 from tillsyn.collectors.host.logs_macos import (
     LOG_STATS,
@@ -155,6 +157,14 @@ def test_empty_log_has_no_oldest_event() -> None:
         ("<Event><System><EventID>1</EventID></System></Event>", "no <TimeCreated"),
         ("<Event><System><TimeCreated SystemTime='01.03.2026 08:15'/></System></Event>", "ISO"),
         ("<Event><System><TimeCreated SystemTime='2026-03-01T08:15:02'/></System></Event>", "ISO"),
+        (
+            "<Event><System><TimeCreated SystemTime='2026-02-30T08:15:02.1Z'/></System></Event>",
+            "not a valid time",
+        ),
+        (
+            "<Event><System><TimeCreated SystemTime='2026-03-01T24:15:02.1Z'/></System></Event>",
+            "not a valid time",
+        ),
     ],
 )
 def test_oldest_event_garbage_is_an_error(text: str, why: str) -> None:
@@ -210,11 +220,32 @@ def test_subscription_managers() -> None:
     found = parse_subscription_managers(_out("reg-query-event-forwarding/wec01-configured"))
     assert found == [("1", "http://wec01.corp.example.org:5985/wsman/SubscriptionManager/WEC")]
     key = "HKEY_LOCAL_MACHINE\\SOFTWARE\\Policies\\Microsoft\\Windows\\EventLog\\EventForwarding"
-    bare = f"\r\n{key}\\SubscriptionManager\r\n    2    REG_SZ    https://wec02:5986/wsman\r\n"
-    assert parse_subscription_managers(bare) == [("2", "https://wec02:5986/wsman")]
+    https = (
+        f"\r\n{key}\\SubscriptionManager\r\n    2    REG_SZ    Server=https://wec02:5986/wsman\r\n"
+    )
+    assert parse_subscription_managers(https) == [("2", "https://wec02:5986/wsman")]
     dword = f"\r\n{key}\\SubscriptionManager\r\n    1    REG_DWORD    0x1\r\n"
     with pytest.raises(FactParseError, match="not a string"):
         parse_subscription_managers(dword)
+
+
+@pytest.mark.parametrize(
+    ("value", "shown"),
+    [
+        ("    1    REG_SZ    ", "REG_SZ (empty)"),
+        ("    1    REG_SZ", "REG_SZ (empty)"),
+        ("    2    REG_SZ    https://wec02:5986/wsman", "https://wec02"),
+        ("    3    REG_SZ    Server=wec02.corp.example.org", "Server=wec02"),
+        ("    4    REG_SZ    Refresh=60", "Refresh=60"),
+    ],
+)
+def test_subscription_manager_without_a_server_url_is_an_error(value: str, shown: str) -> None:
+    key = "HKEY_LOCAL_MACHINE\\SOFTWARE\\Policies\\Microsoft\\Windows\\EventLog\\EventForwarding"
+    text = f"\r\n{key}\\SubscriptionManager\r\n{value}\r\n"
+    name = value.split()[0]
+    with pytest.raises(FactParseError, match=f"value '{name}' .* names no collector") as caught:
+        parse_subscription_managers(text)
+    assert shown in caught.value.snippet
 
 
 def test_winrm_start_type() -> None:
@@ -298,9 +329,17 @@ def test_log_stats_times_with_a_zone_are_converted() -> None:
     assert span.end == datetime(2026, 11, 23, 11, 58, 2, tzinfo=UTC)
 
 
-def test_log_stats_earliest_start_of_several_sections() -> None:
-    text = "start: 2026-06-01 00:00:00\nend: 2026-11-23 00:00:00\nstart: 2026-05-01 00:00:00\n"
-    assert parse_log_stats(text, "", 0, STATS).start == datetime(2026, 5, 1, tzinfo=UTC)
+@pytest.mark.parametrize(
+    "text",
+    [
+        "start: 2026-06-01 00:00:00\nend: 2026-11-23 00:00:00\nstart: 2026-05-01 00:00:00\n",
+        "start: 2026-06-01 00:00:00\nend: 2026-11-23 00:00:00\nend: 2026-11-22 00:00:00\n",
+        _out("log-stats-overview/reaches-back-200-days") * 2,
+    ],
+)
+def test_log_stats_needs_exactly_one_start_and_one_end(text: str) -> None:
+    with pytest.raises(FactParseError, match="where the overview has one of each"):
+        parse_log_stats(text, "", 0, STATS)
 
 
 @pytest.mark.parametrize(
@@ -310,6 +349,10 @@ def test_log_stats_earliest_start_of_several_sections() -> None:
         (_out("log-stats-overview/truncated"), "no 'start:' and 'end:' lines"),
         ('{"overview": {"start": "2026-05-07", "end": "2026-11-23"}}\n', "no 'start:'"),
         ("start: gestern\nend: heute\n", "unrecognised time"),
+        ("start: 2026-02-30 00:00:00\nend: 2026-11-23 00:00:00\n", "impossible time"),
+        ("start: 2026-05-07 25:14:31\nend: 2026-11-23 00:00:00\n", "impossible time"),
+        ("start: 2026-05-07 11:14:31+9999\nend: 2026-11-23 00:00:00\n", "impossible time"),
+        ("start: Mon Feb 30 03:20:45 2026\nend: 2026-11-23 00:00:00\n", "unrecognised time"),
         ("start: 2026-11-23 00:00:00\nend: 2026-05-07 00:00:00\n", "starts after it ends"),
     ],
 )
@@ -540,14 +583,24 @@ def _variant(name: str, argv: list[str] | None = None, **changes: object) -> dic
     return record
 
 
-def _judge(*records: dict[str, object]) -> dict[str, tuple[str, str]]:
+def _judge(*records: dict[str, object], root: Path | None = None) -> dict[str, tuple[str, str]]:
+    return {
+        r.resource.id: (str(r.status), r.message) for r in _windows_results(*records, root=root)
+    }
+
+
+def _windows_results(
+    *records: dict[str, object], root: Path | None = None
+) -> list[_logging_retention.Result]:
     runner = RecordedRunner(records)
     facts = HostFacts(
-        root=Path("/nonexistent-root"), runner=runner, env={}, platform="win32", now=PINNED_NOW
+        root=root or Path("/nonexistent-root"),
+        runner=runner,
+        env={},
+        platform="win32",
+        now=PINNED_NOW,
     )
-    return {
-        r.resource.id: (str(r.status), r.message) for r in _logging_retention.windows(facts, 180)
-    }
+    return list(_logging_retention.windows(facts, 180))
 
 
 def _gl(log: str, fixture: str, replace: dict[str, str] | None = None) -> dict[str, object]:
@@ -562,15 +615,30 @@ def _qe(log: str, fixture: str) -> dict[str, object]:
     return _variant(f"wevtutil-qe/{fixture}", qe)
 
 
+def _newest(log: str, fixture: str) -> dict[str, object]:
+    newest = ["wevtutil", "qe", log, "/c:1", "/rd:true", "/f:xml"]
+    return _variant(f"wevtutil-qe/{fixture}", newest)
+
+
+def _gli(log: str, fixture: str) -> dict[str, object]:
+    return _variant(f"wevtutil-gli/{fixture}", ["wevtutil", "gli", log])
+
+
+RETAIN = {"retention: false": "retention: true"}
+
+
 def test_windows_retain_mode_young_host_keeps_all_and_old_host_was_cleared() -> None:
-    retain = {"retention: false": "retention: true"}
     logs = (
-        _gl("Security", "security-overwrite-20m", retain),
+        _gl("Security", "security-overwrite-20m", RETAIN),
         _qe("Security", "security-oldest-2026-11-09"),
-        _gl("System", "security-overwrite-20m", retain),
+        _gli("Security", "security-half-full"),
+        _newest("Security", "security-newest-2026-11-23"),
+        _gl("System", "security-overwrite-20m", RETAIN),
         _variant("wevtutil-qe/system-oldest-2026-04-10", stdout=""),
-        _gl("Application", "security-overwrite-20m", retain),
+        _gl("Application", "security-overwrite-20m", RETAIN),
         _qe("Application", "security-oldest-2026-10-30"),
+        _gli("Application", "security-half-full"),
+        _newest("Application", "security-newest-2026-11-23"),
     )
     young = _judge(*logs, _rec("reg-query-install-date/win11-2026-11-09"))
     assert young["Security"][0] == "pass" and "do not overwrite events" in young["Security"][1]
@@ -580,6 +648,57 @@ def test_windows_retain_mode_young_host_keeps_all_and_old_host_was_cleared() -> 
     old = _judge(*logs, _rec("reg-query-install-date/win11-2024-05-02"))
     assert old["Security"][0] == "fail" and "older events were cleared" in old["Security"][1]
     assert old["Application"][0] == "fail"
+
+
+def _retain_security(*extra: dict[str, object]) -> tuple[str, str]:
+    found = _judge(
+        _gl("Security", "security-overwrite-20m", RETAIN),
+        _qe("Security", "security-oldest-2026-03-01"),
+        *extra,
+        _gl("System", "system-disabled"),
+        _gl("Application", "system-disabled"),
+    )
+    return found["Security"]
+
+
+def test_windows_retain_mode_fails_when_the_log_stopped_recording() -> None:
+    status, message = _retain_security(
+        _gli("Security", "security-half-full"), _newest("Security", "security-newest-2026-11-14")
+    )
+    assert status == "fail"
+    assert message == (
+        "Security: the newest event is 9 d 5 h old (at most 1 d expected) and do not "
+        "overwrite events is set: the log has stopped recording"
+    )
+    full, _ = _retain_security(
+        _gli("Security", "security-full"), _newest("Security", "security-newest-2026-11-23")
+    )
+    assert full == "fail"  # full even though something was written a moment ago
+
+
+def test_windows_retain_mode_within_one_chunk_of_maxsize_is_full() -> None:
+    nearly = _variant(
+        "wevtutil-gli/security-full",
+        ["wevtutil", "gli", "Security"],
+        stdout=_out("wevtutil-gli/security-full").replace("20971520", "20910080"),
+    )
+    status, message = _retain_security(nearly, _newest("Security", "security-newest-2026-11-23"))
+    assert status == "fail" and "the log is full" in message
+
+
+def test_windows_retain_mode_unreadable_fullness_is_an_error() -> None:
+    denied = _variant("wevtutil-qe/security-access-denied", ["wevtutil", "gli", "Security"])
+    status, message = _retain_security(denied, _newest("Security", "security-newest-2026-11-23"))
+    assert status == "error"
+    assert "whether the log is full or still records could not be read" in message
+    garbage = _variant(
+        "wevtutil-qe/security-newest-2026-11-23", stdout="Ereignis 4624 um 11:58\r\n"
+    )
+    status, message = _retain_security(_gli("Security", "security-half-full"), garbage)
+    assert status == "error" and "not an <Event> element" in message
+    empty = _variant("wevtutil-qe/security-newest-2026-11-23", stdout="")
+    status, message = _retain_security(_gli("Security", "security-half-full"), empty)
+    assert status == "error" and "newest event could not be read" in message
 
 
 def test_windows_young_host_with_a_small_maxsize_fails() -> None:
@@ -593,11 +712,211 @@ def test_windows_young_host_with_a_small_maxsize_fails() -> None:
         _qe("Security", "security-oldest-2026-11-09"),
         gli,
         _gl("System", "system-disabled"),
-        _gl("Application", "application-archive"),
-        _qe("Application", "application-oldest-2026-10-01"),
+        _gl("Application", "system-disabled"),
         _rec("reg-query-install-date/win11-2026-11-09"),
     )
     assert found["Security"][0] == "fail"
     assert "maxSize 4.0M holds only 14 d (policy 180 d)" in found["Security"][1]
     assert found["System"] == ("fail", "System: the log is disabled")
-    assert found["Application"][0] == "pass"
+
+
+# -- Windows: archived logs ----------------------------------------------------------------
+
+LOGS = "C/Windows/System32/Winevt/Logs"
+
+
+def _archive_tree(root: Path, *names: str) -> Path:
+    folder = root / LOGS
+    folder.mkdir(parents=True)
+    for name in names:
+        (folder / name).write_bytes(b"")
+    return folder
+
+
+def _application_archived(*extra: dict[str, object], root: Path) -> tuple[str, str]:
+    found = _judge(
+        _gl("Security", "system-disabled"),
+        _gl("System", "system-disabled"),
+        _rec("wevtutil-gl/application-archive"),
+        _rec("wevtutil-qe/application-oldest-2026-10-01"),
+        *extra,
+        root=root,
+    )
+    return found["Application"]
+
+
+def test_archive_listing_reads_names_in_utc_and_falls_back_to_mtime(tmp_path: Path) -> None:
+    folder = _archive_tree(
+        tmp_path,
+        "Archive-Application-2026-07-30-14-22-41-117.evtx",
+        "archive-application-2026-04-20-08-00-00-000.EVTX",  # Windows ignores case
+        "Archive-Application-copy.evtx",
+        "Archive-Security-2025-01-01-00-00-00-000.evtx",  # another log's
+        "Archive-Application-2026-02-30-00-00-00-000.evtx",  # no such day: mtime
+        "Application.evtx",
+    )
+    copied = datetime(2026, 1, 5, 6, 0, tzinfo=UTC).timestamp()
+    os.utime(folder / "Archive-Application-copy.evtx", (copied, copied))
+    os.utime(folder / "Archive-Application-2026-02-30-00-00-00-000.evtx", (copied, copied))
+    facts, _ = _host("win32", "wevtutil-gl/application-archive", root=tmp_path)
+    listing = facts.windows_event_archives("Application")
+    assert listing.directory == "C:\\Windows\\System32\\Winevt\\Logs"
+    assert listing.pattern == "Archive-Application-*.evtx"
+    assert [(a.path.rsplit("\\", 1)[1], a.created, a.basis) for a in listing.archives] == [
+        (
+            "Archive-Application-2026-02-30-00-00-00-000.evtx",
+            datetime.fromtimestamp(copied, UTC),
+            "modification time",
+        ),
+        ("Archive-Application-copy.evtx", datetime.fromtimestamp(copied, UTC), "modification time"),
+        (
+            "archive-application-2026-04-20-08-00-00-000.EVTX",
+            datetime(2026, 4, 20, 8, tzinfo=UTC),
+            "file name",
+        ),
+        (
+            "Archive-Application-2026-07-30-14-22-41-117.evtx",
+            datetime(2026, 7, 30, 14, 22, 41, 117000, tzinfo=UTC),
+            "file name",
+        ),
+    ]
+
+
+def test_archives_that_reach_back_pass(tmp_path: Path) -> None:
+    _archive_tree(tmp_path, "Archive-Application-2026-04-20-08-00-00-000.evtx")
+    status, message = _application_archived(root=tmp_path)
+    assert status == "pass"
+    assert "the archives reach back 217 d 4 h (policy 180 d; 1 Archive-Application" in message
+
+
+def test_archives_too_recent_fail_and_a_young_host_passes(tmp_path: Path) -> None:
+    _archive_tree(tmp_path, "Archive-Application-2026-09-01-00-00-00-000.evtx")
+    install = "reg-query-install-date/win11-2024-05-02"
+    status, message = _application_archived(_rec(install), root=tmp_path)
+    assert status == "fail" and "reach back only 83 d 12 h, below the policy" in message
+    young = _variant(
+        install,
+        stdout=_out(install).replace(
+            "0x66335d18", hex(int(datetime(2026, 8, 31, tzinfo=UTC).timestamp()))
+        ),
+    )
+    status, message = _application_archived(young, root=tmp_path)
+    assert status == "pass" and "keeps all of it (Windows never deletes archives" in message
+
+
+def test_unlistable_archive_directory_is_an_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _archive_tree(tmp_path, "Archive-Application-2026-04-20-08-00-00-000.evtx")
+
+    def refuse(path: object) -> object:
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(logs_windows.os, "scandir", refuse)
+    status, message = _application_archived(root=tmp_path)
+    assert status == "error"
+    assert "archives could not be listed" in message and "permission denied" in message
+    assert "C:\\Windows\\System32\\Winevt\\Logs" in message
+
+
+def test_archive_directory_of_an_unplaceable_log_file_is_an_error(tmp_path: Path) -> None:
+    config = EventLogConfig("Application", True, True, True, 1, "%NOSUCHVAR%\\App.evtx")
+    facts, _ = _host("win32", root=tmp_path)
+    with pytest.raises(FactParseError, match="cannot tell where the log file is"):
+        logs_windows.read_archives(facts, config)
+    config = EventLogConfig("Application", True, True, True, 1, "\\\\server\\logs\\App.evtx")
+    with pytest.raises(FactParseError, match="not a drive-letter path"):
+        logs_windows.read_archives(facts, config)
+
+
+# -- the install date's failure is said, not swallowed --------------------------------------
+
+
+def test_unreadable_install_date_is_named_in_a_failure() -> None:
+    denied = _variant(
+        "reg-query-install-date/win11-2026-11-09",
+        returncode=1,
+        stdout="",
+        stderr="ERROR: Access is denied.\r\n",
+    )
+    results = _windows_results(
+        _rec("wevtutil-gl/security-overwrite-20m"),
+        _rec("wevtutil-qe/security-oldest-2026-10-30"),
+        denied,
+        _gl("System", "system-disabled"),
+        _gl("Application", "system-disabled"),
+    )
+    security = next(r for r in results if r.resource.id == "Security")
+    assert str(security.status) == "fail"
+    assert "the install date could not be read" in security.message
+    assert "Access is denied" in security.message
+    assert "Access is denied" in str(security.observed["installed_at_error"])
+    assert security.observed["installed_at"] is None
+
+
+def test_unreadable_setup_date_is_named_in_the_unified_log_failure() -> None:
+    facts, _ = _host("darwin", "log-stats-overview/reaches-back-12-days", missing=("stat",))
+    result = _logging_retention._unified_log(facts, 180)
+    assert str(result.status) == "fail"
+    assert "the install date could not be read" in result.message
+    assert "stat is not installed" in str(result.observed["installed_at_error"])
+
+
+# -- unreadable configuration is an error naming the file, never "not configured" -----------
+
+
+def test_asl_file_that_cannot_be_read_is_an_error_naming_it(tmp_path: Path) -> None:
+    (tmp_path / "etc/asl.conf").mkdir(parents=True)  # a directory where the file belongs
+    with pytest.raises(FactError) as caught:
+        AslReader(tmp_path).read()
+    assert not isinstance(caught.value, FactUnavailable)  # would read as "not configured"
+    assert caught.value.call == "/etc/asl.conf" and "cannot read" in caught.value.reason
+
+
+def test_asl_modules_that_cannot_be_listed_are_an_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _write(tmp_path, {"etc/asl.conf": "* file /var/log/x.log rotate=utc ttl=365\n"})
+    (tmp_path / "etc/asl").mkdir()
+
+    def refuse(self: Path) -> object:
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(Path, "iterdir", refuse)
+    with pytest.raises(FactPermissionDenied) as caught:
+        AslReader(tmp_path).read()
+    assert caught.value.call == "/etc/asl"
+
+
+def test_newsyslog_file_that_cannot_be_read_is_an_error_naming_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _write(tmp_path, {"etc/newsyslog.conf": "/var/log/wtmp 644 3 * @01T05 B\n"})
+
+    def fail(self: Path, *args: object, **kwargs: object) -> str:
+        raise OSError(5, "Input/output error")
+
+    monkeypatch.setattr(Path, "read_text", fail)
+    with pytest.raises(FactError) as caught:
+        NewsyslogReader(tmp_path).read()
+    assert not isinstance(caught.value, FactUnavailable)  # would read as "not configured"
+    assert caught.value.call == "/etc/newsyslog.conf"
+    assert "Input/output error" in caught.value.reason
+
+
+def test_newsyslog_drop_in_folder_that_cannot_be_listed_is_an_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _write(tmp_path, {"etc/newsyslog.conf": "/var/log/wtmp 644 3 * @01T05 B\n"})
+    (tmp_path / "etc/newsyslog.d").mkdir()
+    listdir = os.listdir
+
+    def refuse(path: object) -> list[str]:
+        if str(path).endswith("newsyslog.d"):
+            raise PermissionError(13, "Permission denied")
+        return listdir(path)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(os, "listdir", refuse)
+    with pytest.raises(FactPermissionDenied) as caught:
+        NewsyslogReader(tmp_path).read()
+    assert caught.value.call == "/etc/newsyslog.d/*.conf"

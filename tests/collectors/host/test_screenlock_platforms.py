@@ -165,6 +165,22 @@ def test_garbage_managed_plist_is_a_parse_error(data: bytes) -> None:
         slm.parse_managed_plist(data, "p")
 
 
+def test_a_managed_plist_with_an_unmatched_date_is_a_parse_error() -> None:
+    data = (
+        b"<?xml version='1.0'?><plist version='1.0'><dict><key>idleTime</key>"
+        b"<integer>600</integer><key>Installed</key><date>heute</date></dict></plist>"
+    )
+    with pytest.raises(FactParseError, match="not a property list"):
+        slm.parse_managed_plist(data, "p")
+
+
+def test_a_managed_plist_that_cannot_be_read_is_an_error(tmp_path: Path) -> None:
+    (tmp_path / slm.MANAGED_PLIST.lstrip("/")).mkdir(parents=True)  # a folder in its place
+    with pytest.raises(FactUnavailable) as caught:
+        _host(tmp_path, "darwin").macos_screen_lock()
+    assert caught.value.call == slm.MANAGED_PLIST
+
+
 def test_a_plist_that_is_not_a_dictionary_is_a_parse_error() -> None:
     with pytest.raises(FactParseError, match="not a dictionary"):
         slm.parse_managed_plist(plistlib.dumps([600]), "p")

@@ -100,6 +100,16 @@ def test_info_plist_in_both_formats(fmt: plistlib.PlistFormat) -> None:
         (b"<?xml version='1.0'?><plist><dict><key>CFBundleName", "not a property list"),
         (plistlib.dumps(["AnyDesk"]), "not a dictionary"),
         (plistlib.dumps({"CFBundleIdentifier": 42}), "CFBundleIdentifier is not a string"),
+        (
+            b"<?xml version='1.0'?><plist version='1.0'><dict><key>Built</key>"
+            b"<date>yesterday</date></dict></plist>",
+            "not a property list",
+        ),  # plistlib raises AttributeError for a <date> it cannot match
+        (
+            b"<?xml version='1.0'?><plist version='1.0'><dict><key>Built</key>"
+            b"<date>2026-13-45T00:00:00Z</date></dict></plist>",
+            "not a property list",
+        ),
     ],
 )
 def test_unreadable_info_plist_is_a_parse_error(data: bytes, says: str) -> None:
@@ -208,9 +218,75 @@ def test_a_broken_bundle_and_an_unreadable_folder_are_failures(
     assert inventory.failures[1][1] == "permission denied"
 
 
-def test_a_tree_without_applications_is_a_failure(tmp_path: Path) -> None:
+def test_a_tree_without_applications_or_users_is_a_failure(tmp_path: Path) -> None:
     inventory = _host(tmp_path, "darwin").installed_software()
-    assert inventory.failures == (("/Applications", "does not exist (every Mac has it)"),)
+    assert inventory.failures == (
+        ("/Applications", "does not exist (every Mac has it)"),
+        ("/Users", "does not exist (every Mac has it)"),
+    )
+
+
+def test_hidden_bundles_are_inventoried(tmp_path: Path) -> None:
+    _app(tmp_path, "Applications/.AnyDesk.app", CFBundleIdentifier="com.philandro.anydesk")
+    (tmp_path / "Users/bob/Applications/.RustDesk.app").mkdir(parents=True)  # no Info.plist
+    (tmp_path / "Applications" / ".localized").write_text("")
+    inventory = _host(tmp_path, "darwin").installed_software()
+    assert inventory.failures == ()
+    locations = [p.location for p in inventory.programs[0].programs]
+    assert locations == ["/Applications/.AnyDesk.app", "/Users/bob/Applications/.RustDesk.app"]
+    assert [p.name for _, p in inventory.find_programs(("AnyDesk",))] == [".AnyDesk"]
+    assert [p.location for _, p in inventory.find_programs(("RustDesk",))] == [
+        "/Users/bob/Applications/.RustDesk.app"
+    ]
+
+
+def test_homebrew_bookkeeping_is_not_a_version(tmp_path: Path) -> None:
+    (tmp_path / "opt/homebrew/Caskroom/rustdesk/1.3.2").mkdir(parents=True)
+    (tmp_path / "opt/homebrew/Caskroom/rustdesk/.metadata").mkdir()
+    (tmp_path / "Applications").mkdir()
+    (tmp_path / "Users").mkdir()
+    (lists,) = _host(tmp_path, "darwin").installed_software().lists
+    assert lists.packages == {"rustdesk": "1.3.2"}
+
+
+def test_a_refused_stat_is_a_failure_not_an_exception(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _app(tmp_path, "Applications/Safari.app", CFBundleName="Safari")
+    (tmp_path / "Applications" / "Locked.app").mkdir()
+    (tmp_path / "Users" / "carol" / "Applications").mkdir(parents=True)
+    (tmp_path / "Users" / "dave").mkdir()
+    is_dir = Path.is_dir
+
+    def refusing(self: Path) -> bool:
+        if self.name == "Locked.app" or self.parent.name == "dave":
+            raise PermissionError(13, "Permission denied")
+        return is_dir(self)
+
+    monkeypatch.setattr(Path, "is_dir", refusing)
+    inventory = _host(tmp_path, "darwin").installed_software()
+    assert [p.name for p in inventory.programs[0].programs] == ["Safari"]
+    assert inventory.failures == (
+        ("/Applications/Locked.app", "permission denied"),
+        ("/Users/dave/Applications", "permission denied"),
+    )
+
+
+def test_an_unreadable_users_folder_or_applications_is_a_failure(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "Applications").mkdir()
+    (tmp_path / "Users").mkdir()
+    entries = swm._entries
+
+    def refusing(path: Path) -> list[Path]:
+        if path.name == "Users":
+            raise OSError(5, "Input/output error")
+        return entries(path)
+
+    monkeypatch.setattr(swm, "_entries", refusing)
+    inventory = _host(tmp_path, "darwin").installed_software()
+    assert inventory.failures == (("/Users", "Input/output error"),)
 
 
 # -- Windows: the uninstall registry keys -------------------------------------------------
@@ -257,11 +333,24 @@ def test_powershell_unwraps_one_entry_and_null() -> None:
         "DisplayName": "7-Zip",
         "DisplayVersion": None,
     }
-    data = {"Is64BitProcess": True, "Is64BitOperatingSystem": True, "Entries": one}
+    data = {
+        "Is64BitProcess": True,
+        "Is64BitOperatingSystem": True,
+        "Entries": one,
+        "Profiles": SYSTEM,
+        "UserProgramFolders": None,
+    }
     (program,) = sww.parse_uninstall_inventory(json.dumps(data), "", "ps")
     assert (program.name, program.version) == ("7-Zip", "")
     data["Entries"] = None
     assert sww.parse_uninstall_inventory(json.dumps(data), "", "ps") == ()
+    found = sww.parse_inventory(json.dumps(data), "", "ps")
+    assert found.profiles == (sww.Profile("S-1-5-18", "C:\\Windows\\sys", True),)
+    assert found.folders == () and found.unloaded == ()
+
+
+SYSTEM = {"Sid": "S-1-5-18", "Path": "C:\\Windows\\sys", "Loaded": True}
+REST = '"Profiles": [{"Sid": "S-1-5-18", "Path": "", "Loaded": true}], "UserProgramFolders": []'
 
 
 @pytest.mark.parametrize(
@@ -270,20 +359,54 @@ def test_powershell_unwraps_one_entry_and_null() -> None:
         ("", "", "not JSON"),
         (_out("win11-truncated")[0], "", "not JSON"),
         ("[]", "", "not the inventory object"),
-        ('{"Is64BitProcess": true, "Entries": 3}', "", "Entries is not a list"),
-        ('{"Is64BitProcess": true, "Entries": [1]}', "", "not a JSON object"),
+        ('{"Is64BitProcess": true, "Entries": 3, ' + REST + "}", "", "Entries is not a list"),
+        ('{"Is64BitProcess": true, "Entries": [1], ' + REST + "}", "", "not a JSON object"),
         (
-            '{"Is64BitProcess": true, "Entries": [{"Scope": "machine", "Key": "K"}]}',
+            '{"Is64BitProcess": true, "Entries": [{"Scope": "machine", "Key": "K"}], ' + REST + "}",
             "",
             "without a DisplayName",
         ),
         (
             '{"Is64BitProcess": true, "Entries": '
-            '[{"Scope": "hkcu", "Key": "K", "DisplayName": "A"}]}',
+            '[{"Scope": "hkcu", "Key": "K", "DisplayName": "A"}], ' + REST + "}",
             "",
             "without a known Scope",
         ),
-        ('{"Is64BitProcess": true, "Entries": []}', "WARNING: x\r\n", "PowerShell reported"),
+        ('{"Is64BitProcess": true, "Entries": []}', "", "not the inventory object"),
+        (
+            '{"Is64BitProcess": true, "Entries": [], "Profiles": [], "UserProgramFolders": []}',
+            "",
+            "no profile in ProfileList",
+        ),
+        (
+            '{"Is64BitProcess": true, "Entries": [], "UserProgramFolders": [], '
+            '"Profiles": [{"Sid": "bob", "Path": "C:\\\\Users\\\\bob", "Loaded": false}]}',
+            "",
+            "profile without a SID",
+        ),
+        (
+            '{"Is64BitProcess": true, "Entries": [], "UserProgramFolders": [], '
+            '"Profiles": [{"Sid": "S-1-5-21-1", "Path": "C:\\\\Users\\\\bob", "Loaded": "no"}]}',
+            "",
+            "Loaded is not true or false",
+        ),
+        (
+            '{"Is64BitProcess": true, "Entries": [], "Profiles": '
+            '[{"Sid": "S-1-5-18", "Path": "", "Loaded": true}], '
+            '"UserProgramFolders": [{"Name": "x"}]}',
+            "",
+            "program folder without a Path and a Name",
+        ),
+        (
+            '{"Is64BitProcess": true, "Entries": [], "Profiles": 3, "UserProgramFolders": []}',
+            "",
+            "Profiles is not a list",
+        ),
+        (
+            '{"Is64BitProcess": true, "Entries": [], ' + REST + "}",
+            "WARNING: x\r\n",
+            "PowerShell reported",
+        ),
     ],
 )
 def test_unexpected_inventory_output_is_a_parse_error(stdout: str, stderr: str, says: str) -> None:
@@ -305,3 +428,46 @@ def test_windows_collector_names_the_call_briefly(tmp_path: Path) -> None:
         tmp_path, "win32", "powershell-uninstall-inventory/win11-clean"
     ).installed_software()
     assert inventory.lists == () and len(inventory.programs[0].programs) == 8
+
+
+def test_logged_off_profiles_are_named_and_their_program_folders_read(tmp_path: Path) -> None:
+    inventory = _host(
+        tmp_path, "win32", "powershell-uninstall-inventory/win11-rustdesk-logged-off-user-folder"
+    ).installed_software()
+    assert inventory.unread == (
+        "per-user installs of 1 logged-off profile not read: C:\\Users\\bjorn "
+        "(S-1-5-21-3623811015-3361044348-30300820-1014) (hive not loaded; only their "
+        "AppData\\Local\\Programs folders were)",
+    )
+    folders = inventory.programs[1]
+    assert folders.source == "user-programs-folders"
+    assert [p.location for p in folders.programs][-1] == (
+        "C:\\Users\\bjorn\\AppData\\Local\\Programs\\RustDesk"
+    )
+    ((_, rustdesk),) = inventory.find_programs(("RustDesk", "com.carriez.rustdesk"))
+    assert rustdesk.name == "RustDesk"
+
+
+def test_service_profiles_are_not_reported_as_logged_off() -> None:
+    data = {
+        "Is64BitProcess": True,
+        "Entries": [],
+        "UserProgramFolders": [],
+        "Profiles": [
+            {
+                "Sid": "S-1-5-19",
+                "Path": "C:\\Windows\\ServiceProfiles\\LocalService",
+                "Loaded": False,
+            },
+            {"Sid": "S-1-5-21-1-2-3-1001", "Path": None, "Loaded": False},
+        ],
+    }
+    found = sww.parse_inventory(json.dumps(data), "", "ps")
+    assert [p.shown for p in found.unloaded] == ["S-1-5-21-1-2-3-1001"]
+
+
+def test_the_script_lists_profiles_and_their_program_folders() -> None:
+    assert "CurrentVersion\\ProfileList" in sww.INVENTORY_SCRIPT
+    assert "Test-Path -LiteralPath ('Registry::HKEY_USERS\\' + $sid)" in sww.INVENTORY_SCRIPT
+    assert "AppData\\Local\\Programs" in sww.INVENTORY_SCRIPT
+    assert "catch [System.Management.Automation.ItemNotFoundException]" in sww.INVENTORY_SCRIPT

@@ -29,6 +29,7 @@ from tillsyn.collectors.host.logs_time_macos import (
     parse_sntp,
 )
 from tillsyn.collectors.host.logs_time_windows import (
+    max_sync_age,
     parse_stripchart,
     parse_w32tm_status,
     w32tm_failure,
@@ -216,7 +217,47 @@ def test_hyperv_source_has_no_peer_and_uses_the_phase_offset() -> None:
     assert status.peer is None
     assert status.report(None).offset_ms == pytest.approx(-0.4215)
     header = "\n".join(_out("w32tm-query-status/hyperv-vmic-provider").splitlines()[:9])
-    assert parse_w32tm_status(header, STATUS).report(None).offset_ms is None  # no tail
+    report = parse_w32tm_status(header, STATUS).report(None)
+    assert report.offset_ms is None  # no tail: no measured offset, the check errs
+    assert report.synchronised and "offset is unknown" in report.detail
+
+
+def test_hyperv_phase_offset_counts_only_while_the_last_sync_is_recent() -> None:
+    status = parse_w32tm_status(_out("w32tm-query-status/hyperv-vmic-provider"), STATUS)
+    assert (status.sync_age, status.poll_seconds) == (pytest.approx(69.1503311), 64.0)
+    assert "last good sync 69.1503 s ago (at most 3600 s)" in status.report(None).detail
+    stale = parse_w32tm_status(_out("w32tm-query-status/hyperv-stale-sync"), STATUS)
+    report = stale.report(None)
+    assert (report.synchronised, report.offset_ms) == (False, None)
+    assert "the Phase Offset is a stale estimate" in report.detail
+
+
+def test_hyperv_without_the_sync_age_has_no_offset() -> None:
+    text = "\n".join(
+        line
+        for line in _out("w32tm-query-status/hyperv-vmic-provider").splitlines()
+        if not line.startswith("Time since Last Good Sync Time")
+    )
+    report = parse_w32tm_status(text, STATUS).report(None)
+    assert report.offset_ms is None and "offset is unknown" in report.detail
+
+
+@pytest.mark.parametrize(
+    ("poll", "bound"),
+    [(64.0, 3600.0), (1024.0, 3600.0), (32768.0, 65536.0), (None, 86400.0)],
+)
+def test_sync_age_bound(poll: float | None, bound: float) -> None:
+    assert max_sync_age(poll) == bound
+
+
+def test_a_named_source_is_measured_not_dated() -> None:
+    """A stale sync with a host-named source is judged by the stripchart measurement."""
+    synced = _out("w32tm-query-status/synced-time-windows-com").replace(
+        "Time since Last Good Sync Time: 1072.9333552s",
+        "Time since Last Good Sync Time: 999999.0s",
+    )
+    report = parse_w32tm_status(synced, STATUS).report((8.0, "time.windows.com (x)"))
+    assert report.synchronised and report.offset_ms == 8.0
 
 
 @pytest.mark.parametrize(
@@ -237,6 +278,14 @@ def test_hyperv_source_has_no_peer_and_uses_the_phase_offset() -> None:
         (
             _out("w32tm-query-status/synced-time-windows-com").replace("0.0061517s", "soon"),
             "unreadable Phase Offset",
+        ),
+        (
+            _out("w32tm-query-status/synced-time-windows-com").replace("1072.9333552s", "lang"),
+            "unreadable Time since Last Good Sync Time",
+        ),
+        (
+            _out("w32tm-query-status/synced-time-windows-com").replace("10 (1024s)", "zehn"),
+            "unreadable Poll Interval",
         ),
     ],
 )

@@ -548,21 +548,29 @@ def forbidden_software(facts: HostFacts, p: ForbiddenSoftwareParams) -> Iterator
                 observed={"found": hits, "sources": sources},
                 expected={"installed": False, "running": False},
             )
+    unread = list(inventory.unread) if inventory is not None else []
     if problems:
         yield Result.errored(
             TARGET,
             "could not look everywhere for forbidden software: " + "; ".join(problems),
-            observed={"sources": sources},
+            observed={"sources": sources, "not_read": unread},
         )
     elif not found_any:
         yield Result.passed(
             TARGET,
             f"none of the {len(p.items)} forbidden items is installed or running "
             f"({', '.join(_source_counts(sources))}; "
-            f"{len(processes)} processes)",
-            observed={"sources": sources, "processes": len(processes)},
+            f"{len(processes)} processes)" + _unread_text(unread),
+            observed={"sources": sources, "processes": len(processes), "not_read": unread},
             expected={"forbidden": [i.name for i in p.items]},
         )
+
+
+def _unread_text(unread: list[str]) -> str:
+    """What the pass did not see (logged-off users' per-user installs on Windows)."""
+    if not unread:
+        return ""
+    return "; " + "; ".join(unread)
 
 
 # -- host.endpoint.screen_lock ------------------------------------------------------------

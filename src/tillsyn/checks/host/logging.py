@@ -31,7 +31,10 @@ daemon at all is ``fail`` (naming what was looked for); daemons installed but no
 answering is ``error``. On macOS network time must be on (``systemsetup``, which needs
 root) and ``sntp`` measures the offset to its server; on Windows the Windows Time service
 must follow a source (not the local CMOS or free-running clock; stopped is ``fail``) and
-``w32tm /stripchart`` measures the offset to it. There a missing tool, a refusal, no
+``w32tm /stripchart`` measures the offset to it; a Hyper-V guest (a source without a host
+name) counts W32Time's Phase Offset only while its last good sync is at most twice the
+poll interval (at least an hour; a day if the interval is not printed) old: older is
+``fail``, not printed is ``error``. There a missing tool, a refusal, no
 answer or output in another language is ``error``. Evidence: each report, offset, source.
 In a container with no answering daemon it is not applicable: the clock is the host's.
 """
@@ -326,7 +329,9 @@ def _shipping(facts: HostFacts, p: RetentionParams) -> Result:
         "host.logs.shipping",
         "host.logs.windows_event_log",
         "host.logs.windows_oldest_event",
+        "host.logs.windows_newest_event",
         "host.logs.windows_event_log_info",
+        "host.logs.windows_event_archives",
         "host.logs.unified_log_span",
         "host.logs.asl",
         "host.logs.newsyslog",
@@ -334,7 +339,8 @@ def _shipping(facts: HostFacts, p: RetentionParams) -> Result:
     needs=(
         "read /etc/systemd, /etc/logrotate.conf, /etc/logrotate.d, /etc/rsyslog*, /etc/syslog-ng",
         "read the system journal (root, or the systemd-journal or adm group)",
-        "Windows: run wevtutil and reg query as an administrator (the Security log needs it)",
+        "Windows: run wevtutil and reg query as an administrator (the Security log needs it); "
+        "list the event log directory (Archive-*.evtx)",
         "macOS: run log stats as root; read /etc/asl.conf, /etc/asl, /etc/newsyslog*, "
         "/etc/syslog.conf",
     ),

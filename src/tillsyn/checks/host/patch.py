@@ -11,8 +11,11 @@ Release file), or lists without a security suite, fail on their own.
 On macOS every *recommended* ``softwareupdate --list`` item counts as a pending security
 update (Apple does not flag security updates separately; the evidence says so), with the
 default ``sla_days``. On Windows the Windows Update Agent's pending software updates that
-Microsoft rates (MsrcSeverity) or files under "Security Updates" count, severity-rated
-like dnf's; an update's first sighting is never later than Microsoft's release of it.
+Microsoft rates (MsrcSeverity) or files under the "Security Updates" classification (by
+its id, not its localised name) count, severity-rated like dnf's, including updates a
+user hid (counted as pending, and the result says they are hidden); an update's first
+sighting is never later than Microsoft's release of it. A search that printed nothing or
+did not succeed (ResultCode other than 2) is an error.
 
 ``host.patch.reboot_required`` passes when the running kernel is the newest installed one
 of its flavour and, on Debian/Ubuntu, /run/reboot-required is absent (RHEL family:
@@ -29,7 +32,9 @@ macOS: AutomaticCheckEnabled, AutomaticDownload, AutomaticallyInstallMacOSUpdate
 CriticalUpdateInstall and ConfigDataInstall all 1 in /Library/Preferences/
 com.apple.SoftwareUpdate (a missing key is read as not enabled). Windows: the Automatic
 Updates policy does not set NoAutoUpdate and its AUOptions is 4 (download and install on a
-schedule), or there is no policy and Windows Update's defaults apply (said in the result).
+schedule), or there is no policy and Windows Update's defaults apply (said in the result);
+either way the Windows Update service (wuauserv) must not be disabled and quality updates
+must not be paused into the future (Settings > Windows Update, UX\\Settings).
 
 ``host.patch.os_supported`` passes while the OS release is inside its vendor's support per
 the shipped end-of-life table, and fails once support has ended or ends within
@@ -212,11 +217,14 @@ def security_updates(facts: HostFacts, p: SecurityUpdatesParams) -> Iterator[Res
         age = facts.now - first_seen
         sla = _sla(update, p)
         rated = f" ({update.severity})" if update.severity else ""
+        hidden = (
+            " (hidden by a user in Windows Update, so it is never offered)" if update.hidden else ""
+        )
         yield Result.judge(
             age <= timedelta(days=sla),
             Resource("security_update", update_key(found.manager, update)),
             f"{update.package}: {what}{rated} pending, first seen {age_text(age)} ago "
-            f"(SLA {sla:g} d)",
+            f"(SLA {sla:g} d){hidden}",
             observed={
                 **answered,
                 "package": update.package,
@@ -226,6 +234,7 @@ def security_updates(facts: HostFacts, p: SecurityUpdatesParams) -> Iterator[Res
                 "origins": list(update.origins),
                 "advisories": list(update.advisories),
                 "severity": update.severity,
+                "hidden": update.hidden,
                 "first_seen": first_seen,
                 "age_days": round(age.total_seconds() / 86400, 2),
             },
@@ -403,7 +412,8 @@ def _kernel_result(facts: HostFacts) -> Result:
     "unattended-upgrades. RHEL family: dnf install dnf-automatic, set apply_updates = yes and "
     "upgrade_type = security in /etc/dnf/automatic.conf, systemctl enable --now "
     "dnf-automatic.timer. macOS: turn on every Automatic updates option (or set the keys "
-    "with defaults write or a profile). Windows: remove NoAutoUpdate and set AUOptions to 4.",
+    "with defaults write or a profile). Windows: remove NoAutoUpdate, set AUOptions to 4, "
+    "set the Windows Update service to Manual or Automatic and resume paused updates.",
 )
 def auto_updates(facts: HostFacts, p: NoParams) -> Iterator[Result]:
     try:

@@ -45,6 +45,7 @@ from tillsyn.collectors.errors import (
     FactCommandFailed,
     FactParseError,
     FactPermissionDenied,
+    FactUnavailable,
 )
 from tillsyn.collectors.host._base import HostBase
 from tillsyn.collectors.host.endpoint_screenlock import Desktop, Setting
@@ -167,11 +168,15 @@ def collect(host: HostBase) -> MacScreenLock:
     forced: dict[str, int | bool] = {}
     profile: str | None = MANAGED_PLIST
     try:
-        forced = parse_managed_plist(path.read_bytes(), MANAGED_PLIST)
+        data = path.read_bytes()
     except FileNotFoundError:
         profile = None
     except PermissionError as exc:
         raise FactPermissionDenied(FACT, MANAGED_PLIST, "permission denied") from exc
+    except OSError as exc:  # a directory in its place, an I/O error ...
+        raise FactUnavailable(FACT, MANAGED_PLIST, exc.strerror or str(exc)) from exc
+    else:
+        forced = parse_managed_plist(data, MANAGED_PLIST)
     settings = {
         key: Setting(key, _text(forced[key]), f"configuration profile ({MANAGED_PLIST})", True)
         for key in KEYS

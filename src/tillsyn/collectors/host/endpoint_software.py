@@ -92,6 +92,10 @@ class SoftwareInventory:
     failures: tuple[tuple[str, str], ...]  # (call, reason)
     absent: tuple[str, ...]  # managers not installed on this host
     programs: tuple[ProgramList, ...] = ()
+    #: What could not be looked at without that being a failure to read (Windows: the
+    #: per-user uninstall keys of logged-off users, whose hives are not loaded); a pass
+    #: names it.
+    unread: tuple[str, ...] = ()
 
     def find(self, names: tuple[str, ...]) -> list[tuple[PackageList, str, str]]:
         """(list, package, version) for every listed package a name in ``names`` matches."""

@@ -10,7 +10,10 @@ own home is not where people install), including one level of subfolders such as
 plistlib, which takes both the XML and the binary form. A renamed bundle still carries
 its identifier. A bundle without Info.plist (iOS apps on Apple silicon keep theirs in a
 ``Wrapper``) is listed under its folder name; an Info.plist that does not parse is a
-failure of the inventory, never skipped.
+failure of the inventory, never skipped. Hidden bundles (``.AnyDesk.app``) are
+inventoried like any other: hiding a bundle from Finder does not uninstall it. A folder
+or bundle that cannot be listed or stat'ed, and a missing /Applications or /Users (every
+Mac has both), are failures of the inventory, naming the path.
 
 Homebrew is read from its directories rather than with ``brew list --versions``: brew
 refuses to run as root ("Running Homebrew as root is extremely dangerous and no longer
@@ -66,13 +69,29 @@ def bundle_program(bundle: Path, shown: str) -> Program:
     if info.is_file():
         keys = parse_info_plist(info.read_bytes(), f"{shown}/Contents/Info.plist")
     stem = bundle.name.removesuffix(".app")
-    names = tuple(dict.fromkeys([stem, *(keys[k] for k in _NAME_KEYS if k in keys)]))
+    # A hidden bundle (".AnyDesk.app") answers to its name without the dot too.
+    named = [stem, stem.lstrip(".") or stem, *(keys[k] for k in _NAME_KEYS if k in keys)]
+    names = tuple(dict.fromkeys(named))
     version = next((keys[k] for k in _VERSION_KEYS if k in keys), "")
     return Program(keys.get("CFBundleName", stem), version, shown, names)
 
 
 def _entries(path: Path) -> list[Path]:
-    return sorted(p for p in path.iterdir() if not p.name.startswith("."))
+    """Everything in a folder, hidden names included (``.AnyDesk.app`` is still installed)."""
+    return sorted(path.iterdir())
+
+
+def _visible_entries(path: Path) -> list[Path]:
+    """A Homebrew folder's entries without its bookkeeping (``.metadata``, ``.keepme``)."""
+    return [p for p in _entries(path) if not p.name.startswith(".")]
+
+
+def _reason(exc: OSError) -> str:
+    if isinstance(exc, PermissionError):
+        return "permission denied"
+    if isinstance(exc, FileNotFoundError):
+        return "does not exist"
+    return exc.strerror or str(exc)
 
 
 def scan_applications(host: HostBase, folder: str) -> tuple[list[Program], list[tuple[str, str]]]:
@@ -84,19 +103,24 @@ def scan_applications(host: HostBase, folder: str) -> tuple[list[Program], list[
         shown, depth = pending.pop(0)
         try:
             entries = _entries(host.path(shown))
-        except PermissionError:
-            failures.append((shown, "permission denied"))
+        except OSError as exc:
+            failures.append((shown, _reason(exc)))
             continue
         for entry in entries:
             where = f"{shown}/{entry.name}"
-            if entry.suffix == ".app" and entry.is_dir():
+            try:
+                is_dir = entry.is_dir()
+            except OSError as exc:
+                failures.append((where, _reason(exc)))
+                continue
+            if entry.suffix == ".app" and is_dir:
                 try:
                     programs.append(bundle_program(entry, where))
                 except FactParseError as exc:
                     failures.append((exc.call, exc.reason))
-                except PermissionError:
-                    failures.append((where, "permission denied"))
-            elif entry.is_dir() and depth == 0:
+                except OSError as exc:
+                    failures.append((where, _reason(exc)))
+            elif is_dir and depth == 0:
                 pending.append((where, 1))
     return programs, failures
 
@@ -112,41 +136,61 @@ def homebrew(host: HostBase) -> list[PackageList]:
             if not folder.is_dir():
                 continue
             read.append(f"{prefix}/{sub}")
-            for entry in _entries(folder):
+            for entry in _visible_entries(folder):
                 if entry.is_dir():
-                    versions = [v.name for v in _entries(entry) if v.is_dir()]
+                    versions = [v.name for v in _visible_entries(entry) if v.is_dir()]
                     packages[entry.name] = " ".join(versions)
         if read:
             lists.append(PackageList("homebrew", ", ".join(read), packages, host.now))
     return lists
 
 
+def _home_folders(host: HostBase) -> tuple[list[str], list[tuple[str, str]]]:
+    """``/Users/<name>/Applications`` for every home that has one, and what failed."""
+    try:
+        homes = _entries(host.path(USERS))
+    except FileNotFoundError:
+        return [], [(USERS, "does not exist (every Mac has it)")]
+    except OSError as exc:
+        return [], [(USERS, _reason(exc))]
+    folders: list[str] = []
+    failures: list[tuple[str, str]] = []
+    for home in homes:
+        shown = f"{USERS}/{home.name}/Applications"
+        try:
+            if (home / "Applications").is_dir():
+                folders.append(shown)
+        except OSError as exc:
+            failures.append((shown, _reason(exc)))
+    return folders, failures
+
+
 def collect(host: HostBase) -> SoftwareInventory:
     """App bundles for every Applications folder, plus Homebrew; what failed is kept."""
     programs: list[Program] = []
     failures: list[tuple[str, str]] = []
-    if not host.path(APPLICATIONS).is_dir():
-        failures.append((APPLICATIONS, "does not exist (every Mac has it)"))
+    try:
+        applications = host.path(APPLICATIONS).is_dir()
+    except OSError as exc:
+        applications = False
+        failures.append((APPLICATIONS, _reason(exc)))
     else:
+        if not applications:
+            failures.append((APPLICATIONS, "does not exist (every Mac has it)"))
+    if applications:
         found, failed = scan_applications(host, APPLICATIONS)
         programs += found
         failures += failed
-    try:
-        homes = _entries(host.path(USERS))
-    except FileNotFoundError:
-        homes = []
-    except PermissionError:
-        homes = []
-        failures.append((USERS, "permission denied"))
-    for home in homes:
-        if (home / "Applications").is_dir():
-            found, failed = scan_applications(host, f"{USERS}/{home.name}/Applications")
-            programs += found
-            failures += failed
+    folders, failed = _home_folders(host)
+    failures += failed
+    for folder in folders:
+        found, failed = scan_applications(host, folder)
+        programs += found
+        failures += failed
     lists: list[PackageList] = []
     try:
         lists = homebrew(host)
-    except PermissionError:
-        failures.append(("Homebrew Cellar/Caskroom", "permission denied"))
+    except OSError as exc:
+        failures.append(("Homebrew Cellar/Caskroom", _reason(exc)))
     apps = ProgramList("applications", "app", APPS_CALL, tuple(programs), host.now)
     return SoftwareInventory(tuple(lists), tuple(failures), () if lists else ("homebrew",), (apps,))

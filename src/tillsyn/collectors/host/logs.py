@@ -74,7 +74,7 @@ from tillsyn.collectors.host.logs_time_windows import (
     stripchart_argv,
     w32tm_failure,
 )
-from tillsyn.collectors.host.logs_windows import EventLogConfig, EventLogInfo
+from tillsyn.collectors.host.logs_windows import EventLogArchives, EventLogConfig, EventLogInfo
 
 #: Where the journald binary lives (systemd's libexec directory on each family).
 JOURNALD_BINARIES = ("/usr/lib/systemd/systemd-journald", "/lib/systemd/systemd-journald")
@@ -226,6 +226,18 @@ class LogFacts(HostBase):
         """When the oldest event still in LOG was written; None for an empty log."""
         self.require_platform(logs_windows.OLDEST_FACT, WINDOWS)
         return logs_windows.read_oldest_event(self, log)
+
+    @fact("host.logs.windows_newest_event")
+    def windows_newest_event(self, log: str) -> datetime | None:
+        """When the newest event in LOG was written; None for an empty log."""
+        self.require_platform(logs_windows.NEWEST_FACT, WINDOWS)
+        return logs_windows.read_newest_event(self, log)
+
+    @fact("host.logs.windows_event_archives")
+    def windows_event_archives(self, log: str) -> EventLogArchives:
+        """The ``Archive-<log>-*.evtx`` files beside LOG's file ("archive when full")."""
+        self.require_platform(logs_windows.ARCHIVES_FACT, WINDOWS)
+        return logs_windows.read_archives(self, self.windows_event_log(log))
 
     @fact("host.logs.windows_event_log_info")
     def windows_event_log_info(self, log: str) -> EventLogInfo:

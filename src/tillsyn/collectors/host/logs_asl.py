@@ -34,7 +34,12 @@ import shlex
 from dataclasses import dataclass
 from pathlib import Path
 
-from tillsyn.collectors.errors import FactParseError, FactPermissionDenied, FactUnavailable
+from tillsyn.collectors.errors import (
+    FactError,
+    FactParseError,
+    FactPermissionDenied,
+    FactUnavailable,
+)
 
 FACT = "host.logs.asl"
 MAIN = "/etc/asl.conf"
@@ -139,12 +144,23 @@ class AslReader:
             return None
         except PermissionError as exc:
             raise FactPermissionDenied(FACT, path, "permission denied") from exc
+        except OSError as exc:  # a directory where a file belongs, an I/O error ...
+            raise FactError(FACT, path, f"cannot read: {exc.strerror or exc}") from exc
+
+    def _modules(self) -> list[str]:
+        """The files in /etc/asl, sorted; none when it does not exist, an error if unlistable."""
+        modules = self.root / MODULES.lstrip("/")
+        try:
+            if not modules.is_dir():
+                return []
+            return [f"{MODULES}/{p.name}" for p in sorted(modules.iterdir()) if p.is_file()]
+        except PermissionError as exc:
+            raise FactPermissionDenied(FACT, MODULES, "permission denied") from exc
+        except OSError as exc:
+            raise FactError(FACT, MODULES, f"cannot list: {exc.strerror or exc}") from exc
 
     def read(self) -> AslConfig:
-        modules = self.root / MODULES.lstrip("/")
-        paths = [MAIN]
-        if modules.is_dir():
-            paths += [f"{MODULES}/{p.name}" for p in sorted(modules.iterdir()) if p.is_file()]
+        paths = [MAIN, *self._modules()]
         files: list[str] = []
         merged: dict[str, tuple[str, dict[str, str]]] = {}
         written: set[str] = set()

@@ -9,7 +9,10 @@ Why these sources:
   the evidence is what is there: ``log stats --overview`` summarises the whole store,
   including the time of its oldest and newest entry (``start:`` and ``end:`` lines,
   beside its size and event counts; documented as "the store spans <start> to <end>"
-  in public notes that quote it). It reads the store's statistics rather than every
+  in public notes that quote it). Exactly one of each is accepted. The oldest entry is
+  the oldest persisted entry of any kind: some entries (Special, Signpost, long ``ttl``)
+  outlive the Persist store's ordinary log entries, which usually reach back less far,
+  and the results say so. It reads the store's statistics rather than every
   entry, unlike ``log show`` whose first line is the oldest entry only after it has
   decoded everything. It is run with ``TZ=UTC``, so times printed without a zone are UTC;
   a time with a zone (``+0000``) is taken as printed. Without root logd refuses to give
@@ -67,12 +70,18 @@ def _when(text: str, call: str) -> datetime:
     match = _ISO.match(value)
     if match is not None:
         fraction = (match.group(3) or "0")[:6].ljust(6, "0")
-        stamp = datetime.strptime(f"{match.group(1)} {match.group(2)}", "%Y-%m-%d %H:%M:%S")
+        try:
+            stamp = datetime.strptime(f"{match.group(1)} {match.group(2)}", "%Y-%m-%d %H:%M:%S")
+            zone = match.group(4)
+            offset = None
+            if zone is not None and zone != "Z":
+                offset = datetime.strptime(zone.replace(":", ""), "%z").tzinfo
+        except ValueError:
+            # 2026-02-30, 25:00:00, a zone of +9999: shaped like a time but none
+            raise FactParseError(SPAN_FACT, call, "impossible time", text) from None
         stamp = stamp.replace(microsecond=int(fraction))
-        zone = match.group(4)
-        if zone is None or zone == "Z":
+        if offset is None:
             return stamp.replace(tzinfo=UTC)
-        offset = datetime.strptime(zone.replace(":", ""), "%z").tzinfo
         return stamp.replace(tzinfo=offset).astimezone(UTC)
     try:
         return datetime.strptime(value, "%a %b %d %H:%M:%S %Y").replace(tzinfo=UTC)
@@ -81,7 +90,12 @@ def _when(text: str, call: str) -> datetime:
 
 
 def parse_log_stats(stdout: str, stderr: str, returncode: int, call: str) -> UnifiedLogSpan:
-    """The earliest ``start:`` and latest ``end:`` of ``log stats --overview``."""
+    """The one ``start:`` and the one ``end:`` line of ``log stats --overview``.
+
+    The overview describes the whole store once; several ``start:`` or ``end:`` lines mean
+    output this reader does not know (per-section statistics, two runs pasted together),
+    so they are an error rather than a minimum picked from among them.
+    """
     said = f"{stdout}\n{stderr}"
     if any(refusal in said.lower() for refusal in REFUSALS):
         first = next(line.strip() for line in said.splitlines() if line.strip())
@@ -100,7 +114,15 @@ def parse_log_stats(stdout: str, stderr: str, returncode: int, call: str) -> Uni
             "no 'start:' and 'end:' lines (only English log output is read)",
             stdout,
         )
-    span = UnifiedLogSpan(min(starts), max(ends))
+    if len(starts) != 1 or len(ends) != 1:
+        raise FactParseError(
+            SPAN_FACT,
+            call,
+            f"{len(starts)} 'start:' and {len(ends)} 'end:' lines where the overview has "
+            "one of each",
+            stdout,
+        )
+    span = UnifiedLogSpan(starts[0], ends[0])
     if span.start > span.end:
         raise FactParseError(SPAN_FACT, call, "the store starts after it ends", stdout)
     return span

@@ -28,11 +28,17 @@ Periods in days are those of :mod:`.logs_logrotate` (monthly 31, yearly 365).
 from __future__ import annotations
 
 import glob
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from tillsyn.collectors.errors import FactParseError, FactPermissionDenied, FactUnavailable
+from tillsyn.collectors.errors import (
+    FactError,
+    FactParseError,
+    FactPermissionDenied,
+    FactUnavailable,
+)
 from tillsyn.collectors.host.logs_logrotate import PERIOD_DAYS
 
 FACT = "host.logs.newsyslog"
@@ -186,13 +192,35 @@ class NewsyslogReader:
         self.ignored: list[str] = []
         self._seen: set[str] = set()
 
+    def _is_file(self, local: Path, shown: str) -> bool:
+        try:
+            return local.is_file()
+        except PermissionError as exc:
+            raise FactPermissionDenied(FACT, shown, "permission denied") from exc
+        except OSError as exc:
+            raise FactError(FACT, shown, f"cannot read: {exc.strerror or exc}") from exc
+
     def _glob(self, pattern: str) -> list[str]:
+        """The files ``pattern`` matches, sorted. glob() skips directories it cannot list,
+        so the directory holding the last component is listed first: unreadable is an
+        error, never "no files"."""
+        parent = self.root / pattern.lstrip("/").rsplit("/", 1)[0]
+        if not glob.has_magic(str(parent)):
+            try:
+                if parent.is_dir():
+                    os.listdir(parent)
+            except PermissionError as exc:
+                raise FactPermissionDenied(FACT, pattern, "permission denied") from exc
+            except OSError as exc:
+                raise FactError(FACT, pattern, f"cannot list: {exc.strerror or exc}") from exc
         prefix = str(self.root).rstrip("/")
         found = sorted(glob.glob(str(self.root / pattern.lstrip("/"))))
-        return ["/" + m[len(prefix) :].lstrip("/") for m in found if Path(m).is_file()]
+        shown = ["/" + m[len(prefix) :].lstrip("/") for m in found]
+        return [name for m, name in zip(found, shown, strict=True) if self._is_file(Path(m), name)]
 
     def read(self) -> NewsyslogConfig:
-        if not (self.root / MAIN.lstrip("/")).is_file() and not self._glob(DROP_IN_GLOB):
+        main = self._is_file(self.root / MAIN.lstrip("/"), MAIN)
+        if not main and not self._glob(DROP_IN_GLOB):
             raise FactUnavailable(FACT, MAIN, "does not exist")
         for path in [MAIN, *self._glob(DROP_IN_GLOB)]:
             self._read_file(path)
@@ -208,6 +236,8 @@ class NewsyslogReader:
             return
         except PermissionError as exc:
             raise FactPermissionDenied(FACT, path, "permission denied") from exc
+        except OSError as exc:  # a directory where a file belongs, an I/O error ...
+            raise FactError(FACT, path, f"cannot read: {exc.strerror or exc}") from exc
         self.files.append(path)
         for number, raw in enumerate(text.splitlines(), start=1):
             line = _strip_comment(raw)

@@ -9,7 +9,15 @@ is measured now with ``w32tm /stripchart /computer:SOURCE /samples:1 /dataonly``
 (``Tracking time.windows.com [20.101.57.9:123].`` ... ``12:00:00, +00.0123456s``; the
 number is the source minus this clock, so the clock's offset is its negation). The phase
 offset is used only when the source is no host name (``VM IC Time Synchronization
-Provider``: a Hyper-V host), its sign as printed.
+Provider``: a Hyper-V host), its sign as printed, and only while the last sync is recent:
+``Time since Last Good Sync Time: 69.1503311s`` (a duration in seconds, so no locale's
+date format is guessed, unlike ``Last Successful Sync Time``) must be at most
+:func:`max_sync_age`: twice the ``Poll Interval`` (``6 (64s)``), at least
+:data:`MIN_SYNC_AGE` so one missed poll of a fast poller is no failure, or
+:data:`UNKNOWN_POLL_SYNC_AGE` (a day) when the poll interval is not printed. An older sync
+is not synchronised (``fail``: the phase offset is then the service's stale estimate). No
+readable "Time since Last Good Sync Time" leaves the offset unknown, which the check
+reports as ``error`` (no measured offset), never as a pass.
 
 Not synchronised (``fail``): source ``Local CMOS Clock`` or ``Free-running System Clock``,
 leap indicator 3, stratum 0, or no successful sync; and the service stopped, which w32tm
@@ -47,6 +55,22 @@ _TRACKING = re.compile(r"^Tracking (\S+) \[(.+)\]\.$")
 _SAMPLE = re.compile(r"^\S+, ([+-]\d+[.,]\d+)s$")
 _SAMPLE_ERROR = re.compile(r"^\S+, error: (0x[0-9A-Fa-f]{8})$")
 _KNOWN_ERRORS = {"0x800705b4": "timed out"}
+_POLL = re.compile(r"^\d+\s*\((\d+)s\)$")
+
+#: A source without a host name (Hyper-V) is trusted while its last good sync is at most
+#: this many poll intervals old ...
+SYNC_POLLS = 2
+#: ... but never less than this (a 64 s poller missing one poll is no failure) ...
+MIN_SYNC_AGE = 3600.0
+#: ... and a day when w32tm does not print its poll interval.
+UNKNOWN_POLL_SYNC_AGE = 86400.0
+
+
+def max_sync_age(poll_seconds: float | None) -> float:
+    """How old the last good sync may be, in seconds, for the phase offset to count."""
+    if poll_seconds is None:
+        return UNKNOWN_POLL_SYNC_AGE
+    return max(SYNC_POLLS * poll_seconds, MIN_SYNC_AGE)
 
 
 def stripchart_argv(peer: str) -> list[str]:
@@ -103,7 +127,34 @@ class W32tmStatus:
         phase = self.fields.get("Phase Offset")
         offset = None if phase is None else _seconds_ms(phase)
         shown = f"; Phase Offset: {phase}" if phase is not None else "; no Phase Offset"
-        return ClockReport(DAEMON, True, offset, self.source, detail + shown)
+        since = self.sync_age
+        if since is None:
+            # The estimate cannot be dated: no measured offset, so the check errs.
+            why = "; no readable 'Time since Last Good Sync Time', so the offset is unknown"
+            return ClockReport(DAEMON, True, None, self.source, detail + shown + why)
+        bound = max_sync_age(self.poll_seconds)
+        age = f"; last good sync {since:g} s ago (at most {bound:g} s)"
+        if since > bound:
+            stale = (
+                f"{detail}; last good sync {since:g} s ago, more than {bound:g} s "
+                f"({SYNC_POLLS} x poll interval, at least {MIN_SYNC_AGE:g} s): the "
+                "Phase Offset is a stale estimate"
+            )
+            return ClockReport(DAEMON, False, None, self.source, stale)
+        return ClockReport(DAEMON, True, offset, self.source, detail + shown + age)
+
+    @property
+    def sync_age(self) -> float | None:
+        """Seconds since the last good sync, from the verbose tail; None if not printed."""
+        text = self.fields.get("Time since Last Good Sync Time")
+        ms = None if text is None else _seconds_ms(text)
+        return None if ms is None else ms / 1000
+
+    @property
+    def poll_seconds(self) -> float | None:
+        """The poll interval (``10 (1024s)``) in seconds; None if not printed."""
+        match = _POLL.match(self.fields.get("Poll Interval", ""))
+        return None if match is None else float(match.group(1))
 
 
 def parse_w32tm_status(stdout: str, call: str) -> W32tmStatus:
@@ -132,6 +183,12 @@ def parse_w32tm_status(stdout: str, call: str) -> W32tmStatus:
     phase = fields.get("Phase Offset")
     if phase is not None and _seconds_ms(phase) is None:
         raise FactParseError(FACT, call, "unreadable Phase Offset", phase)
+    since = fields.get("Time since Last Good Sync Time")
+    if since is not None and _seconds_ms(since) is None:
+        raise FactParseError(FACT, call, "unreadable Time since Last Good Sync Time", since)
+    poll = fields.get("Poll Interval")
+    if poll is not None and _POLL.match(poll) is None:
+        raise FactParseError(FACT, call, "unreadable Poll Interval", poll)
     source = fields["Source"].split(",")[0].strip()
     why = ""
     if not source or source.lower() in LOCAL_SOURCES:

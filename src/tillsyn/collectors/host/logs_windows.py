@@ -22,8 +22,20 @@ keeps what fits into its size, or keeps everything and stops, or archives itself
   says "Access is denied." in the display language, so the status decides, not the words.
   Any other non-zero status (15007: no such channel) is an error as it stands.
 - ``wevtutil gli LOG`` (get-log-info: ``fileSize: 1118208``, ``numberOfLogRecords: 20``)
-  is read only for a host younger than the policy, to project how long the log's maxSize
-  holds at the rate it fills (as the Linux journal's cap is projected).
+  is read for a host younger than the policy, to project how long the log's maxSize
+  holds at the rate it fills (as the Linux journal's cap is projected), and in "do not
+  overwrite events" mode, where a full log stops recording: the file has then reached
+  its maxSize (less than one 64 KiB evtx chunk left).
+- ``wevtutil qe LOG /c:1 /rd:true /f:xml`` (the newest event, same layout as the
+  oldest) is read in "do not overwrite events" mode too: a log that stopped recording
+  has no recent event however old its oldest one is.
+- Archives ("archive the log when full"): Windows writes the full log to
+  ``Archive-<log file name>-YYYY-MM-DD-hh-mm-ss-nnn.evtx`` beside the log file, the time
+  in UTC (Microsoft Learn, event 1105 "Event log automatic backup"). The directory of
+  ``logFileName`` (environment variables expanded, placed by :mod:`.windows_paths`) is
+  listed; each archive's time comes from its name, or from the file's modification time
+  when the name holds no valid time (a renamed copy). A directory that cannot be listed
+  is an error, never "no archives".
 - The install date: ``InstallDate`` (REG_DWORD, Unix seconds) under
   ``HKLM\\SOFTWARE\\Microsoft\\Windows NT\\CurrentVersion``, read with ``reg query`` by
   :mod:`.windows_registry`. A feature update resets it to the upgrade's date; that only
@@ -32,7 +44,9 @@ keeps what fits into its size, or keeps everything and stops, or archives itself
   "Configure target Subscription Manager" policy, one REG_SZ value per collector
   (``1    REG_SZ    Server=http://wec.example.org:5985/wsman/SubscriptionManager/WEC,Refresh=60``)
   under ``HKLM\\SOFTWARE\\Policies\\Microsoft\\Windows\\EventLog\\EventForwarding\\
-  SubscriptionManager``; no such key is "not configured". It works through the WinRM
+  SubscriptionManager``; no such key is "not configured". A value must name its
+  collector as ``Server=http://...`` or ``Server=https://...``; any other string (empty,
+  a bare host name) is an error naming the value, never a collector. It works through the WinRM
   service, so forwarding counts as enabled when WinRM starts automatically (``Start``
   0x2 under ``HKLM\\SYSTEM\\CurrentControlSet\\Services\\WinRM``), as Microsoft's WEF
   deployment guidance asks. Third-party shippers (Splunk, Winlogbeat, NXLog, agents) are
@@ -41,22 +55,29 @@ keeps what fits into its size, or keeps everything and stops, or archives itself
 
 from __future__ import annotations
 
+import fnmatch
+import os
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import PureWindowsPath
 
 from tillsyn.collectors.errors import (
     FactCommandFailed,
     FactParseError,
     FactPermissionDenied,
+    FactUnavailable,
 )
+from tillsyn.collectors.host import windows_paths
 from tillsyn.collectors.host._base import HostBase
 from tillsyn.collectors.host.logs_shipping import Forwarder
 from tillsyn.collectors.host.windows_registry import key_exists, parse_reg_query, reg_dword
 
 CONFIG_FACT = "host.logs.windows_event_log"
 OLDEST_FACT = "host.logs.windows_oldest_event"
+NEWEST_FACT = "host.logs.windows_newest_event"
 INFO_FACT = "host.logs.windows_event_log_info"
+ARCHIVES_FACT = "host.logs.windows_event_archives"
 INSTALLED_FACT = "host.logs.installed_at"
 SHIPPING_FACT = "host.logs.shipping"
 
@@ -75,7 +96,10 @@ REQUIRED = ("enabled", "retention", "autoBackup", "maxSize", "logFileName")
 
 _SYSTEM_TIME = re.compile(r"<TimeCreated\s+SystemTime\s*=\s*['\"]([^'\"]+)['\"]")
 _ISO_UTC = re.compile(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d+))?Z$")
-_SERVER = re.compile(r"(?:^|,)\s*Server\s*=\s*([^,]+)", re.I)
+_SERVER = re.compile(r"(?:^|,)\s*Server\s*=\s*(https?://[^,\s]+)", re.I)
+_ARCHIVE_TIME = re.compile(r"-(\d{4}-\d\d-\d\d-\d\d-\d\d-\d\d)-(\d{3})\.evtx$", re.I)
+#: An evtx file grows in chunks of this size; less than one left is a full log.
+EVTX_CHUNK = 64 * 1024
 
 
 @dataclass(frozen=True)
@@ -109,12 +133,34 @@ class EventLogInfo:
     records: int
 
 
+@dataclass(frozen=True)
+class EventLogArchive:
+    """One ``Archive-<log>-<time>.evtx`` file: where it is and when it was cut."""
+
+    path: str  # the Windows path
+    created: datetime  # UTC
+    basis: str  # "file name" or "modification time"
+
+
+@dataclass(frozen=True)
+class EventLogArchives:
+    """The archives found beside a log file (oldest first), and the directory listed."""
+
+    directory: str
+    pattern: str
+    archives: tuple[EventLogArchive, ...]
+
+
 def get_log_argv(name: str) -> list[str]:
     return ["wevtutil", "gl", name]
 
 
 def oldest_event_argv(name: str) -> list[str]:
     return ["wevtutil", "qe", name, "/c:1", "/rd:false", "/f:xml"]
+
+
+def newest_event_argv(name: str) -> list[str]:
+    return ["wevtutil", "qe", name, "/c:1", "/rd:true", "/f:xml"]
 
 
 def log_info_argv(name: str) -> list[str]:
@@ -176,12 +222,16 @@ def parse_system_time(value: str, call: str) -> datetime:
     if match is None:
         raise FactParseError(OLDEST_FACT, call, "SystemTime is not ISO 8601 UTC", value)
     fraction = (match.group(2) or "0")[:6].ljust(6, "0")
-    stamp = datetime.strptime(match.group(1), "%Y-%m-%dT%H:%M:%S")
+    try:
+        stamp = datetime.strptime(match.group(1), "%Y-%m-%dT%H:%M:%S")
+    except ValueError:
+        raise FactParseError(OLDEST_FACT, call, "SystemTime is not a valid time", value) from None
     return stamp.replace(microsecond=int(fraction), tzinfo=UTC)
 
 
 def parse_oldest_event(stdout: str, call: str) -> datetime | None:
-    """The oldest event's creation time from ``qe /f:xml``; None for an empty log."""
+    """The event's creation time from ``qe /c:1 /f:xml`` (oldest with ``/rd:false``,
+    newest with ``/rd:true``); None for an empty log."""
     text = stdout.strip()
     if not text:
         return None
@@ -217,7 +267,11 @@ def parse_install_date(returncode: int, stdout: str, stderr: str) -> datetime | 
 
 
 def parse_subscription_managers(stdout: str) -> list[tuple[str, str]]:
-    """(value name, collector URL) for each REG_SZ value of the SubscriptionManager key."""
+    """(value name, collector URL) for each REG_SZ value of the SubscriptionManager key.
+
+    Each value must hold ``Server=http(s)://...``: an empty string or any other text is
+    no collector, and is an error naming the value rather than counted as forwarding.
+    """
     call = " ".join(WEF_QUERY)
     values = parse_reg_query(stdout, WEF_KEY, call, SHIPPING_FACT)
     found = []
@@ -225,7 +279,14 @@ def parse_subscription_managers(stdout: str) -> list[tuple[str, str]]:
         if kind not in ("REG_SZ", "REG_EXPAND_SZ"):
             raise FactParseError(SHIPPING_FACT, call, f"{name} is not a string", f"{kind} {data}")
         server = _SERVER.search(data)
-        found.append((name, (server.group(1) if server else data).strip()))
+        if server is None:
+            raise FactParseError(
+                SHIPPING_FACT,
+                call,
+                f"value {name!r} under {WEF_KEY} names no collector (no Server=http(s)://...)",
+                f"{kind} {data}" if data.strip() else f"{kind} (empty)",
+            )
+        found.append((name, server.group(1).strip()))
     return found
 
 
@@ -254,6 +315,68 @@ def read_oldest_event(host: HostBase, name: str) -> datetime | None:
     result = host.command(OLDEST_FACT, argv, check=False)
     wevtutil_failure(OLDEST_FACT, argv, result.returncode, result.stdout, result.stderr)
     return parse_oldest_event(result.stdout, " ".join(argv))
+
+
+def read_newest_event(host: HostBase, name: str) -> datetime | None:
+    argv = newest_event_argv(name)
+    result = host.command(NEWEST_FACT, argv, check=False)
+    wevtutil_failure(NEWEST_FACT, argv, result.returncode, result.stdout, result.stderr)
+    try:
+        return parse_oldest_event(result.stdout, " ".join(argv))
+    except FactParseError as exc:
+        raise FactParseError(NEWEST_FACT, exc.call, exc.reason) from exc
+
+
+def is_full(config: EventLogConfig, info: EventLogInfo) -> bool:
+    """Whether the log file has reached its maxSize (less than one evtx chunk left)."""
+    return info.file_size + EVTX_CHUNK > config.max_size
+
+
+def _archive_time(name: str) -> datetime | None:
+    match = _ARCHIVE_TIME.search(name)
+    if match is None:
+        return None
+    try:
+        stamp = datetime.strptime(match.group(1), "%Y-%m-%d-%H-%M-%S")
+    except ValueError:
+        return None
+    return stamp.replace(microsecond=int(match.group(2)) * 1000, tzinfo=UTC)
+
+
+def read_archives(host: HostBase, config: EventLogConfig) -> EventLogArchives:
+    """The ``Archive-<log>-*.evtx`` files in the log file's directory, oldest first."""
+    try:
+        log_file = windows_paths.normalize(windows_paths.expand_env(config.log_file, host.env))
+    except ValueError as exc:
+        raise FactParseError(
+            ARCHIVES_FACT, config.log_file, f"cannot tell where the log file is: {exc}"
+        ) from exc
+    windows = PureWindowsPath(log_file)
+    directory = str(windows.parent)
+    pattern = f"Archive-{windows.stem}-*.evtx"
+    try:
+        with os.scandir(host.path(directory)) as listing:
+            entries = [e for e in listing if fnmatch.fnmatchcase(e.name.lower(), pattern.lower())]
+    except PermissionError as exc:
+        raise FactPermissionDenied(ARCHIVES_FACT, directory, "permission denied") from exc
+    except FileNotFoundError as exc:
+        raise FactUnavailable(ARCHIVES_FACT, directory, "does not exist") from exc
+    except OSError as exc:
+        raise FactUnavailable(ARCHIVES_FACT, directory, exc.strerror or str(exc)) from exc
+    archives = []
+    for entry in entries:
+        shown = f"{directory}\\{entry.name}"
+        created = _archive_time(entry.name)
+        basis = "file name"
+        if created is None:
+            try:
+                created = datetime.fromtimestamp(entry.stat().st_mtime, UTC)
+            except OSError as exc:
+                raise FactUnavailable(ARCHIVES_FACT, shown, exc.strerror or str(exc)) from exc
+            basis = "modification time"
+        archives.append(EventLogArchive(shown, created, basis))
+    archives.sort(key=lambda a: a.created)
+    return EventLogArchives(directory, pattern, tuple(archives))
 
 
 def read_info(host: HostBase, name: str) -> EventLogInfo:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import replace
+from datetime import timedelta
 
 from tillsyn.collectors._facts import fact
 from tillsyn.collectors.errors import (
@@ -68,13 +69,19 @@ from tillsyn.collectors.host.patching_windows import (
     AU_KEY,
     POWERSHELL_WU,
     REBOOT_KEY,
+    UX_SETTINGS_KEY,
+    UX_SETTINGS_QUERY,
     WU_CALL,
+    WUAUSERV_KEY,
+    WUAUSERV_START_QUERY,
     au_policy_problems,
     parse_wu_search,
+    pause_problems,
+    service_problems,
 )
 from tillsyn.collectors.host.patching_zypper import OK_CODES as ZYPPER_OK
 from tillsyn.collectors.host.patching_zypper import parse_list_patches
-from tillsyn.collectors.host.windows_registry import key_exists, parse_reg_query
+from tillsyn.collectors.host.windows_registry import key_exists, parse_reg_query, reg_dword
 
 APT_SIMULATE = ["apt-get", "-s", "-o", "Debug::NoLocking=1", "dist-upgrade"]
 APT_LISTS = "/var/lib/apt/lists"
@@ -105,6 +112,7 @@ LOOKED_FOR = (
     "apt (ID or ID_LIKE debian/ubuntu), dnf/yum (rhel/fedora/centos), "
     "zypper (suse/sles/opensuse) in /etc/os-release"
 )
+DAY = timedelta(days=1)
 #: systemctl is-enabled answers that mean the unit will be started.
 _ENABLED_STATES = {"enabled", "enabled-runtime", "static", "alias", "indirect", "generated"}
 
@@ -275,6 +283,16 @@ class PatchFacts(HostBase):
             raise type(exc)(fact_name, WU_CALL, exc.reason) from exc
         result = cached.result
         updates = parse_wu_search(result.stdout, result.stderr, WU_CALL)
+        for update in updates:
+            if update.first_seen is not None and update.first_seen > cached.collected_at + DAY:
+                # A Buddhist (Thai) or Hijri year from a culture-formatted date, or a
+                # clock gone wrong: either way not a release time to count an SLA from.
+                raise FactParseError(
+                    fact_name,
+                    WU_CALL,
+                    f"{update.package}: LastDeploymentChangeTime lies in the future",
+                    f"{update.first_seen:%Y-%m-%dT%H:%M:%SZ}",
+                )
         return PendingUpdates(
             "windows-update", WU_CALL, updates, cached.collected_at, cached.reused
         )
@@ -453,7 +471,12 @@ class PatchFacts(HostBase):
         return AutoUpdates("macOS Software Update", settings, tuple(problems))
 
     def _windows_automatic(self) -> AutoUpdates:
-        """The Automatic Updates group policy; no policy key means Windows' defaults."""
+        """The Automatic Updates group policy, the Windows Update service's start type and
+        the pause settings of Settings > Windows Update.
+
+        No policy key means Windows' defaults, which install updates only while the
+        wuauserv service may start and nobody paused updates; both are read, never assumed.
+        """
         fact_name = "host.patch.auto_updates"
         argv = ["reg", "query", AU_KEY]
         result = self.command(fact_name, argv, ok_codes=(0, 1))
@@ -461,4 +484,28 @@ class PatchFacts(HostBase):
         if key_exists(result.returncode, result.stderr, argv, fact_name):
             values = parse_reg_query(result.stdout, AU_KEY, " ".join(argv), fact_name)
         settings, problems = au_policy_problems(values, " ".join(argv))
-        return AutoUpdates("Windows Update", settings, tuple(problems))
+        argv = WUAUSERV_START_QUERY
+        call = " ".join(argv)
+        result = self.command(fact_name, argv, ok_codes=(0, 1))
+        start = None
+        if key_exists(result.returncode, result.stderr, argv, fact_name):
+            start = reg_dword(
+                parse_reg_query(result.stdout, WUAUSERV_KEY, call, fact_name),
+                "Start",
+                call,
+                fact_name,
+            )
+            if start is None:
+                raise FactParseError(fact_name, call, "no Start value", result.stdout)
+        service, service_problem = service_problems(start)
+        argv = UX_SETTINGS_QUERY
+        call = " ".join(argv)
+        result = self.command(fact_name, argv, ok_codes=(0, 1))
+        ux = None
+        if key_exists(result.returncode, result.stderr, argv, fact_name):
+            ux = parse_reg_query(result.stdout, UX_SETTINGS_KEY, call, fact_name)
+        pause, pause_problem = pause_problems(ux, self.now, call)
+        problems += service_problem + pause_problem
+        if not problems and "policy" in settings:
+            settings["policy"] += f" ({service['wuauserv']}, updates not paused)"
+        return AutoUpdates("Windows Update", {**settings, **service, **pause}, tuple(problems))

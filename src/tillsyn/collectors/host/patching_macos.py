@@ -53,7 +53,8 @@ _DETAILS = re.compile(
 def parse_softwareupdate_list(stdout: str, stderr: str, call: str) -> tuple[PendingUpdate, ...]:
     """The recommended items of ``softwareupdate --list``; "No new software" means none.
 
-    Empty output without Apple's "No new software available." is not "nothing pending".
+    Empty output without Apple's "No new software available." is not "nothing pending",
+    and neither is the "found the following" header with no item after it (truncated).
     """
     lines = [ln for ln in stdout.splitlines() if ln.strip()]
     if not lines:
@@ -65,6 +66,7 @@ def parse_softwareupdate_list(stdout: str, stderr: str, call: str) -> tuple[Pend
     updates: list[PendingUpdate] = []
     label: str | None = None
     seen_header = False
+    items = 0
     for line in lines:
         if line.strip() in _NOISE or line.strip() == _NOTHING:
             continue
@@ -81,6 +83,7 @@ def parse_softwareupdate_list(stdout: str, stderr: str, call: str) -> tuple[Pend
         match = _DETAILS.match(line)
         if match is None or label is None:
             raise FactParseError(PENDING_FACT, call, "unexpected line", line)
+        items += 1
         if match["recommended"] == "YES":
             updates.append(
                 PendingUpdate(
@@ -94,6 +97,11 @@ def parse_softwareupdate_list(stdout: str, stderr: str, call: str) -> tuple[Pend
         raise FactParseError(PENDING_FACT, call, "output cut off after a label", label)
     if not seen_header:
         raise FactParseError(PENDING_FACT, call, "no update list", stdout)
+    if not items:
+        # The header promises at least one item: without one the output was cut off.
+        raise FactParseError(
+            PENDING_FACT, call, "the update list's header with no item after it (truncated)", stdout
+        )
     return tuple(updates)
 
 

@@ -23,6 +23,8 @@ class PendingUpdate:
     advisories: tuple[str, ...] = ()  # RHSA-2024:1234, SUSE-SLE-...-2024-1234
     severity: str | None = None  # critical | important | moderate | low, None if not given
     first_seen: datetime | None = None
+    #: Windows: a user hid the update in Windows Update, which then never offers it.
+    hidden: bool = False
 
 
 @dataclass(frozen=True)

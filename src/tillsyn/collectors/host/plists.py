@@ -17,7 +17,14 @@ def load_dict(data: bytes, fact: str, where: str, what: str = "property list") -
     """The plist's top-level dictionary; :class:`FactParseError` naming ``where`` otherwise."""
     try:
         loaded = plistlib.loads(data)
-    except (plistlib.InvalidFileException, ExpatError, ValueError, TypeError) as exc:
+    except (
+        plistlib.InvalidFileException,
+        ExpatError,
+        ValueError,
+        TypeError,
+        AttributeError,  # a <date> that does not match plistlib's pattern
+        OverflowError,
+    ) as exc:
         shown = data[:80].decode("utf-8", errors="replace")
         raise FactParseError(fact, where, f"not a property list ({exc})", shown) from exc
     if not isinstance(loaded, dict):
