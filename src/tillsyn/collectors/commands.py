@@ -8,10 +8,17 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
+
+#: How command output is decoded. Linux and macOS tools run under LC_ALL=C and print
+#: ASCII or UTF-8. Windows console tools (reg, w32tm, wevtutil, manage-bde) write
+#: redirected output in the OEM code page, not the ANSI one Python would assume, so a
+#: name like "Björn" would be garbled; our PowerShell scripts print escaped ASCII anyway.
+OUTPUT_ENCODING = "oem" if sys.platform == "win32" else "utf-8"
 
 
 @dataclass(frozen=True)
@@ -64,6 +71,7 @@ class SubprocessRunner:
                 stdin=subprocess.DEVNULL,
                 check=False,
                 text=True,
+                encoding=OUTPUT_ENCODING,
                 errors="replace",
             )
         except FileNotFoundError as exc:
