@@ -47,14 +47,17 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import PureWindowsPath
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from tillsyn.checks._format import age_text
 from tillsyn.checks._result import Resource, Result
 from tillsyn.collectors.errors import FactError, FactPermissionDenied, FactUnavailable
 from tillsyn.collectors.host import HostFacts
 from tillsyn.collectors.host.logs_systemd import format_bytes
-from tillsyn.collectors.host.logs_windows import EVENT_LOGS, EventLogConfig, is_full
+
+# Windows modules are imported where used, so a Linux agent never loads them.
+if TYPE_CHECKING:
+    from tillsyn.collectors.host.logs_windows import EventLogConfig
 
 DAY = 86400.0
 #: Logs "reach back to the host's start" when their oldest entry is this close to it.
@@ -179,6 +182,8 @@ def _stopped_recording(
     expected: dict[str, object],
 ) -> Result | None:
     """ "Do not overwrite events": the failure when the log is full or no longer records."""
+    from tillsyn.collectors.host.logs_windows import is_full
+
     name, resource = config.name, Resource("eventlog", config.name)
     retain = MODES["retain"]
     expected["newest_event_max_age_hours"] = NEWEST_EVENT_MAX_AGE.total_seconds() / 3600
@@ -363,6 +368,8 @@ def _young_or_short(
 
 
 def windows(facts: HostFacts, retention_days: int) -> Iterator[Result]:
+    from tillsyn.collectors.host.logs_windows import EVENT_LOGS
+
     for name in EVENT_LOGS:
         yield _event_log(facts, name, retention_days)
 

@@ -42,8 +42,9 @@ from tillsyn.collectors.errors import FactError
 from tillsyn.collectors.host import HostFacts
 from tillsyn.collectors.host.blockdev import BlockStack, Medium
 from tillsyn.collectors.host.mounts import Mount
-from tillsyn.collectors.host.storage_bitlocker import ENCRYPTED_CONVERSIONS
 from tillsyn.collectors.host.storage_fscrypt import FSCRYPT_FSTYPES
+
+# Windows modules are imported where used, so a Linux agent never loads them.
 
 #: Why each kind of mount carries no verdict of its own.
 NOT_APPLICABLE_REASONS = {
@@ -451,6 +452,8 @@ def _filevault(facts: HostFacts) -> Iterator[Result]:
 
 def _bitlocker(facts: HostFacts, p: DiskParams) -> Iterator[Result]:
     """Windows: one result per volume manage-bde can protect."""
+    from tillsyn.collectors.host.storage_bitlocker import ENCRYPTED_CONVERSIONS
+
     for volume in facts.bitlocker_volumes():
         resource = Resource("volume", volume.volume)
         observed: dict[str, object] = {

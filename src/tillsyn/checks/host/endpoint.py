@@ -38,7 +38,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from tillsyn.checks._result import TARGET, Resource, Result
 from tillsyn.checks._spec import check
@@ -46,7 +46,6 @@ from tillsyn.collectors.errors import FactError
 from tillsyn.collectors.host import HostFacts
 from tillsyn.collectors.host import endpoint_software as sw
 from tillsyn.collectors.host.endpoint import NEEDS_ROOT, SourceFailure
-from tillsyn.collectors.host.endpoint_firewall_windows import PROFILES
 from tillsyn.collectors.host.endpoint_processes import Listener
 from tillsyn.collectors.host.endpoint_screenlock import (
     Desktop,
@@ -54,8 +53,11 @@ from tillsyn.collectors.host.endpoint_screenlock import (
     gvariant_bool,
     gvariant_int,
 )
-from tillsyn.collectors.host.endpoint_screenlock_macos import MacScreenLock
-from tillsyn.collectors.host.endpoint_screenlock_windows import InactivityLimit
+
+# macOS and Windows modules are imported where used, so a Linux agent never loads them.
+if TYPE_CHECKING:
+    from tillsyn.collectors.host.endpoint_screenlock_macos import MacScreenLock
+    from tillsyn.collectors.host.endpoint_screenlock_windows import InactivityLimit
 
 # -- host.endpoint.firewall ---------------------------------------------------------------
 
@@ -195,6 +197,8 @@ def _application_firewall(facts: HostFacts) -> Iterator[Result]:
 
 def _windows_firewall(facts: HostFacts) -> Iterator[Result]:
     """Windows: one result per profile; a profile the answer lacks is an error."""
+    from tillsyn.collectors.host.endpoint_firewall_windows import PROFILES
+
     try:
         profiles = facts.windows_firewall()
     except FactError as exc:

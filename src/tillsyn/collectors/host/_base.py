@@ -32,8 +32,9 @@ from tillsyn.collectors.errors import (
     FactTimeout,
     FactUnavailable,
 )
-from tillsyn.collectors.host import windows_paths
 from tillsyn.collectors.memory import FactMemory
+
+# The Windows path helpers are imported where used, so a Linux agent never loads them.
 
 #: Platform names as ``sys.platform`` spells them.
 LINUX, MACOS, WINDOWS = "linux", "darwin", "win32"
@@ -88,8 +89,11 @@ class HostBase(HasFactCache):
     def path(self, path: str) -> Path:
         """``path`` (absolute, as on the host) under this collector's root; on Windows a
         drive-letter path (``C:\\ProgramData\\...``) per :mod:`.windows_paths`."""
-        if self.platform == WINDOWS and windows_paths.is_absolute(path):
-            return windows_paths.host_file(self.root, path)
+        if self.platform == WINDOWS:
+            from tillsyn.collectors.host import windows_paths
+
+            if windows_paths.is_absolute(path):
+                return windows_paths.host_file(self.root, path)
         return self.root / path.lstrip("/")
 
     def read_text(self, fact_name: str, path: str) -> str:

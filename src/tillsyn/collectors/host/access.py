@@ -26,9 +26,7 @@ from tillsyn.collectors.errors import (
     FactPermissionDenied,
     FactUnavailable,
 )
-from tillsyn.collectors.host import access_macos as mac
 from tillsyn.collectors.host import access_ssh_platforms as sshp
-from tillsyn.collectors.host import access_ssh_windows as sshw
 from tillsyn.collectors.host._base import LINUX, MACOS, WINDOWS
 from tillsyn.collectors.host.access_accounts import (
     Account,
@@ -48,6 +46,8 @@ from tillsyn.collectors.host.access_ssh import (
     parse_sshd_t,
 )
 from tillsyn.collectors.host.access_sudoers import SudoPolicy, effective_grants, parse_sudoers
+
+# macOS and Windows modules are imported where used, so a Linux agent never loads them.
 
 SSHD = "/usr/sbin/sshd"
 SSHD_CONFIG = "/etc/ssh/sshd_config"
@@ -85,6 +85,8 @@ class AccessFacts(AccessPlatformFacts):
         macOS: password and disabled state from the directory (see :mod:`.access_macos`).
         """
         if self.platform == MACOS:
+            from tillsyn.collectors.host import access_macos as mac
+
             return mac.auth_states(self.macos_users(), " ".join(mac.DSCL_USERS))
         self.require_linux("host.access.shadow")
         return parse_shadow(self.read_text("host.access.shadow", "/etc/shadow"))
@@ -169,8 +171,10 @@ class AccessFacts(AccessPlatformFacts):
         timeout are errors, not a reason to fall back (see ``SSHD_T_FATAL``).
         """
         name = "host.access.sshd_keys_config"
-        self.require_platform(name, LINUX, MACOS, sshw.PLATFORM)
-        if self.platform == sshw.PLATFORM:
+        self.require_platform(name, LINUX, MACOS, WINDOWS)
+        if self.platform == WINDOWS:
+            from tillsyn.collectors.host import access_ssh_windows as sshw
+
             return sshw.keys_config(self)
         try:
             result = self.command(name, [SSHD, "-T"])

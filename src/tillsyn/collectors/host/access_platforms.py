@@ -10,6 +10,8 @@ Parsing lives in :mod:`.access_macos` and :mod:`.access_windows`.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from tillsyn.collectors._facts import fact
 from tillsyn.collectors.errors import (
     FactCommandFailed,
@@ -17,27 +19,34 @@ from tillsyn.collectors.errors import (
     FactPermissionDenied,
     FactUnavailable,
 )
-from tillsyn.collectors.host import access_macos as mac
-from tillsyn.collectors.host import access_windows as win
 from tillsyn.collectors.host._base import MACOS, WINDOWS, HostBase
 from tillsyn.collectors.host.access_accounts import Group
+
+# macOS and Windows modules are imported where used, so a Linux agent never loads them.
+if TYPE_CHECKING:
+    from tillsyn.collectors.host.access_macos import MacUser
+    from tillsyn.collectors.host.access_windows import WindowsGroups, WindowsUsers
 
 #: How PowerShell words a refusal (Windows System Error 5, UnauthorizedAccessException).
 ACCESS_DENIED = ("Access is denied", "PermissionDenied", "UnauthorizedAccess")
 
 
 class AccessPlatformFacts(HostBase):
-    @fact(mac.USERS_FACT)
-    def macos_users(self) -> tuple[mac.MacUser, ...]:
+    @fact("host.access.macos_users")
+    def macos_users(self) -> tuple[MacUser, ...]:
         """macOS: every user record of the local directory node."""
+        from tillsyn.collectors.host import access_macos as mac
+
         self.require_platform(mac.USERS_FACT, MACOS)
         result = self.command(mac.USERS_FACT, mac.DSCL_USERS)
         return mac.parse_users(result.stdout, " ".join(mac.DSCL_USERS))
 
-    @fact(mac.GROUPS_FACT)
+    @fact("host.access.macos_groups")
     def macos_groups(self) -> tuple[Group, ...]:
         """macOS: every group record of the local directory node, nested groups expanded
         (their primary-group members come from the user records)."""
+        from tillsyn.collectors.host import access_macos as mac
+
         self.require_platform(mac.GROUPS_FACT, MACOS)
         users = tuple(u.account for u in self.macos_users())
         result = self.command(mac.GROUPS_FACT, mac.DSCL_GROUPS)
@@ -63,19 +72,23 @@ class AccessPlatformFacts(HostBase):
             raise type(exc)(name, call, exc.reason) from exc
         return result.stdout, result.stderr
 
-    @fact(win.USERS_FACT)
-    def windows_users(self) -> win.WindowsUsers:
+    @fact("host.access.windows_users")
+    def windows_users(self) -> WindowsUsers:
         """Windows: the local users (Get-LocalUser), without any password material."""
+        from tillsyn.collectors.host import access_windows as win
+
         self.require_platform(win.USERS_FACT, WINDOWS)
         stdout, stderr = self._access_powershell(
             win.USERS_FACT, win.POWERSHELL_USERS, win.USERS_CALL
         )
         return win.parse_users(stdout, stderr, win.USERS_CALL)
 
-    @fact(win.GROUPS_FACT)
-    def windows_groups(self) -> win.WindowsGroups:
+    @fact("host.access.windows_groups")
+    def windows_groups(self) -> WindowsGroups:
         """Windows: the members of the privileged built-in groups (see
         :data:`~.access_windows.PRIVILEGED_GROUPS`)."""
+        from tillsyn.collectors.host import access_windows as win
+
         self.require_platform(win.GROUPS_FACT, WINDOWS)
         stdout, stderr = self._access_powershell(
             win.GROUPS_FACT, win.POWERSHELL_GROUPS, win.GROUPS_CALL

@@ -42,14 +42,12 @@ from __future__ import annotations
 
 import json
 import os
-import plistlib
 import re
 import stat
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import PureWindowsPath
 from typing import Any
-from xml.parsers.expat import ExpatError
 
 from tillsyn.collectors.errors import (
     FactParseError,
@@ -57,10 +55,12 @@ from tillsyn.collectors.errors import (
     FactTimeout,
     FactUnavailable,
 )
-from tillsyn.collectors.host import access_windows as win
-from tillsyn.collectors.host import windows_paths as winpath
+from tillsyn.collectors.host import powershell as ps
 from tillsyn.collectors.host._base import MACOS, WINDOWS, HostBase
 from tillsyn.collectors.host.access_ssh import AuthorizedKey, expand_tokens, parse_authorized_keys
+
+# Linux uses this module too: plistlib and the Windows modules are imported where used,
+# so a Linux agent never loads them.
 
 FACT = "host.access.ssh_key_holders"
 KEYS_FACT = "host.access.authorized_keys"
@@ -77,7 +77,7 @@ DSCL_USERS = [
 PROFILE_LIST_KEY = r"SOFTWARE\Microsoft\Windows NT\CurrentVersion\ProfileList"
 PROFILE_LIST = f"HKLM\\{PROFILE_LIST_KEY}"
 PROFILE_LIST_SCRIPT = (
-    win.PRELUDE
+    ps.PRELUDE
     + "$hklm = [Microsoft.Win32.RegistryKey]::OpenBaseKey('LocalMachine', 'Registry64'); "
     + f"$list = $hklm.OpenSubKey('{PROFILE_LIST_KEY}'); "
     + "if ($null -eq $list) { throw 'ProfileList key not found' }; "
@@ -87,10 +87,10 @@ PROFILE_LIST_SCRIPT = (
     "$path = [string]$key.GetValue('ProfileImagePath', $null, 'DoNotExpandEnvironmentNames'); "
     "$kind = [string]$key.GetValueKind('ProfileImagePath') }; "
     "[pscustomobject]@{ SID = $sid; ProfileImagePath = $path; Kind = $kind } }); "
-    + win.ascii_json("[pscustomobject]@{ Profiles = $profiles }")
+    + ps.ascii_json("[pscustomobject]@{ Profiles = $profiles }")
 )
-POWERSHELL_PROFILES = win.powershell(PROFILE_LIST_SCRIPT)
-PROFILES_CALL = win.shown("ProfileList script")
+POWERSHELL_PROFILES = ps.powershell(PROFILE_LIST_SCRIPT)
+PROFILES_CALL = ps.shown("ProfileList script")
 #: ``sshd -T`` failures that are errors, not a reason to read sshd_config instead:
 #: output that does not parse, and a timeout (what made sshd hang, an Include on a dead
 #: network mount or a stuck name service, would hang or mislead the fallback too).
@@ -130,6 +130,9 @@ def _strings(record: dict[str, Any], name: str, call: str) -> list[str]:
 
 def parse_dscl_users(stdout: str) -> tuple[KeyHolder, ...]:
     """``dscl -plist . -readall /Users ...``: every user record's short name, uid, home."""
+    import plistlib
+    from xml.parsers.expat import ExpatError
+
     call = " ".join(DSCL_USERS)
     try:
         loaded = plistlib.loads(stdout.encode("utf-8"))
@@ -157,6 +160,8 @@ def parse_dscl_users(stdout: str) -> tuple[KeyHolder, ...]:
 
 def parse_profile_list(stdout: str, stderr: str, env: Mapping[str, str]) -> tuple[KeyHolder, ...]:
     """:data:`PROFILE_LIST_SCRIPT`'s JSON: each profile's folder name, home and SID."""
+    from tillsyn.collectors.host import windows_paths as winpath
+
     call = PROFILES_CALL
     if stderr.strip():
         raise FactParseError(FACT, call, "PowerShell reported", stderr)
@@ -201,6 +206,8 @@ def parse_profile_list(stdout: str, stderr: str, env: Mapping[str, str]) -> tupl
 def require_profile_folder(host: HostBase, holder: KeyHolder) -> None:
     """A Windows profile's folder must exist before "no keys file" may mean "no keys":
     ProfileList names it, so a missing one is a stale entry or a path not read right."""
+    from tillsyn.collectors.host import windows_paths as winpath
+
     try:
         target = winpath.host_file(host.root, holder.home)
     except ValueError as exc:
@@ -225,6 +232,8 @@ def require_profile_folder(host: HostBase, holder: KeyHolder) -> None:
 def windows_key_path(pattern: str, holder: KeyHolder, env: Mapping[str, str]) -> str:
     """One AuthorizedKeysFile entry for a Windows profile, as Win32-OpenSSH resolves it:
     %h %u %% expanded, ``__PROGRAMDATA__`` replaced, relative entries under the home."""
+    from tillsyn.collectors.host import windows_paths as winpath
+
     out: list[str] = []
     i = 0
     while i < len(pattern):
@@ -299,11 +308,15 @@ def read_keys(host: HostBase, path: str) -> tuple[AuthorizedKey, ...]:
     Windows PowerShell 5 writes with ``>``; sshd cannot read it) or a line sshd would
     refuse.
     """
-    try:
-        target = winpath.host_file(host.root, path) if host.platform == WINDOWS else None
-    except ValueError as exc:
-        raise FactUnavailable(KEYS_FACT, path, str(exc)) from exc
-    target = target or host.path(path)
+    if host.platform == WINDOWS:
+        from tillsyn.collectors.host import windows_paths as winpath
+
+        try:
+            target = winpath.host_file(host.root, path)
+        except ValueError as exc:
+            raise FactUnavailable(KEYS_FACT, path, str(exc)) from exc
+    else:
+        target = host.path(path)
     try:
         data = target.read_bytes()
     except (FileNotFoundError, NotADirectoryError):

@@ -9,12 +9,12 @@ ar-SA).
 
 Text encoding. The agent decodes a command's output with the ANSI code page, while
 Windows PowerShell 5.1 writes redirected output in the console's (OEM) code page, so a
-name like Björn would arrive garbled. Every script therefore starts with :data:`PRELUDE`
-(UTF-8 output, no progress records on stderr, stop on the first error) and ends with
-:func:`ascii_json`, which escapes every character outside ASCII as ``\\uXXXX`` in the
-JSON: the bytes are ASCII whichever code page decodes them, and ``json.loads`` restores
-the names exactly. PowerShell is run by its absolute path (:data:`POWERSHELL_EXE`), not
-found through PATH.
+name like Björn would arrive garbled. Every script therefore starts with
+:data:`~.powershell.PRELUDE` (UTF-8 output, no progress records on stderr, stop on the
+first error) and ends with :func:`~.powershell.ascii_json`, which escapes every character
+outside ASCII as ``\\uXXXX`` in the JSON: the bytes are ASCII whichever code page decodes
+them, and ``json.loads`` restores the names exactly. PowerShell is run by its absolute
+path (:data:`~.powershell.POWERSHELL_EXE`), not found through PATH.
 
 - ``Get-LocalUser``: ``{ComputerName, Users: [{Name, SID, Enabled, PasswordRequired,
   PasswordLastSet, PasswordExpires, AccountExpires, LastLogon, PrincipalSource}]}``. No
@@ -53,6 +53,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from tillsyn.collectors.errors import FactParseError
+from tillsyn.collectors.host.powershell import PRELUDE, ascii_json, powershell, shown
 
 USERS_FACT = "host.access.windows_users"
 GROUPS_FACT = "host.access.windows_groups"
@@ -69,37 +70,6 @@ PRIVILEGED_GROUPS = {
 OPTIONAL_GROUPS = frozenset({"S-1-5-32-580", "S-1-5-32-578"})
 BUILTIN_ADMINISTRATOR_RID = 500
 BUILTIN_GUEST_RID = 501
-
-#: 64-bit Windows PowerShell 5.1 by its absolute path (never whatever PATH finds first).
-POWERSHELL_EXE = r"C:\Windows\System32\WindowsPowerShell\v1.0\powershell.exe"
-#: First statements of every access script: UTF-8 output, no progress records on stderr
-#: (PowerShell writes them there when redirected), stop at the first error.
-PRELUDE = (
-    "[Console]::OutputEncoding = [Text.UTF8Encoding]::new($false); "
-    "$ProgressPreference = 'SilentlyContinue'; "
-    "$ErrorActionPreference = 'Stop'; "
-)
-
-
-def ascii_json(expression: str, depth: int = 4) -> str:
-    """The statements that print ``expression`` as compact JSON with every non-ASCII
-    character escaped (``\\u00f6``), so the output reads the same in any code page."""
-    return (
-        f"$json = ConvertTo-Json -Depth {depth} -Compress -InputObject ({expression}); "
-        "[regex]::Replace($json, '[^\\x00-\\x7F]', "
-        "{ param($m) '\\u{0:x4}' -f [int][char]$m.Value })"
-    )
-
-
-def powershell(script: str) -> list[str]:
-    """The argv that runs one of our scripts."""
-    return [POWERSHELL_EXE, "-NoProfile", "-NonInteractive", "-Command", script]
-
-
-def shown(what: str) -> str:
-    """How a script's call appears in messages: named briefly, not by its whole text."""
-    return f"powershell.exe -NoProfile -NonInteractive -Command <{what}>"
-
 
 _UTC = (
     "function Utc($d) { if ($d) { $d.ToUniversalTime().ToString("

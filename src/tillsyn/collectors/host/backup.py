@@ -16,6 +16,7 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from tillsyn.collectors._facts import fact
 from tillsyn.collectors.errors import (
@@ -34,16 +35,11 @@ from tillsyn.collectors.host.backup_integrity import (
     read_marker,
     remembered,
 )
-from tillsyn.collectors.host.backup_timemachine import (
-    DESTINATIONINFO_ARGV,
-    LATESTBACKUP_ARGV,
-    TimeMachineDestination,
-    TimeMachineLatest,
-    local_zone,
-    parse_destinationinfo,
-    parse_latestbackup,
-)
 from tillsyn.collectors.parsing import load_json
+
+# macOS modules are imported where used, so a Linux agent never loads them.
+if TYPE_CHECKING:
+    from tillsyn.collectors.host.backup_timemachine import TimeMachineDestination, TimeMachineLatest
 
 
 @dataclass(frozen=True)
@@ -233,6 +229,11 @@ class BackupFacts(HostBase):
     @fact("host.backup.timemachine_destinations")
     def timemachine_destinations(self) -> tuple[TimeMachineDestination, ...]:
         """Time Machine destinations configured on this Mac (none is an empty tuple)."""
+        from tillsyn.collectors.host.backup_timemachine import (
+            DESTINATIONINFO_ARGV,
+            parse_destinationinfo,
+        )
+
         fact_name = "host.backup.timemachine_destinations"
         self.require_platform(fact_name, MACOS)
         result = self.command(fact_name, DESTINATIONINFO_ARGV)
@@ -241,6 +242,12 @@ class BackupFacts(HostBase):
     @fact("host.backup.timemachine_latest")
     def timemachine_latest(self) -> TimeMachineLatest | None:
         """The newest completed Time Machine backup, or None when there is none yet."""
+        from tillsyn.collectors.host.backup_timemachine import (
+            LATESTBACKUP_ARGV,
+            local_zone,
+            parse_latestbackup,
+        )
+
         fact_name = "host.backup.timemachine_latest"
         self.require_platform(fact_name, MACOS)
         result = self.command(fact_name, LATESTBACKUP_ARGV)

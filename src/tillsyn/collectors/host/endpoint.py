@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from tillsyn.collectors._facts import fact
 from tillsyn.collectors.errors import (
@@ -25,14 +26,8 @@ from tillsyn.collectors.errors import (
     FactUnavailable,
 )
 from tillsyn.collectors.host import endpoint_firewall as fw
-from tillsyn.collectors.host import endpoint_firewall_macos as fwm
-from tillsyn.collectors.host import endpoint_firewall_windows as fww
 from tillsyn.collectors.host import endpoint_screenlock as sl
-from tillsyn.collectors.host import endpoint_screenlock_macos as slm
-from tillsyn.collectors.host import endpoint_screenlock_windows as slw
 from tillsyn.collectors.host import endpoint_software as sw
-from tillsyn.collectors.host import endpoint_software_macos as swm
-from tillsyn.collectors.host import endpoint_software_windows as sww
 from tillsyn.collectors.host._base import MACOS, WINDOWS, HostBase
 from tillsyn.collectors.host.endpoint_processes import (
     Listener,
@@ -42,6 +37,13 @@ from tillsyn.collectors.host.endpoint_processes import (
     Table,
     listeners,
 )
+
+# macOS and Windows modules are imported where used, so a Linux agent never loads them.
+if TYPE_CHECKING:
+    from tillsyn.collectors.host.endpoint_firewall_macos import ApplicationFirewall
+    from tillsyn.collectors.host.endpoint_firewall_windows import FirewallProfile
+    from tillsyn.collectors.host.endpoint_screenlock_macos import MacScreenLock
+    from tillsyn.collectors.host.endpoint_screenlock_windows import InactivityLimit
 
 #: Where a recorded tree keeps its psutil snapshot (see tests/fixtures/processes/).
 RECORDED_PROCESS_TABLE = "/.tillsyn-recorded/processes.json"
@@ -263,9 +265,11 @@ class EndpointFacts(HostBase):
         }
         return out
 
-    @fact(fwm.FACT)
-    def application_firewall(self) -> fwm.ApplicationFirewall:
+    @fact("host.endpoint.application_firewall")
+    def application_firewall(self) -> ApplicationFirewall:
         """macOS: the application firewall's global state, block-all and stealth mode."""
+        from tillsyn.collectors.host import endpoint_firewall_macos as fwm
+
         self.require_platform(fwm.FACT, MACOS)
         answers = []
         for argv in (fwm.GLOBAL_STATE, fwm.BLOCK_ALL, fwm.STEALTH_MODE):
@@ -278,9 +282,11 @@ class EndpointFacts(HostBase):
             state, block_all, stealth, (said_state, said_block, said_stealth)
         )
 
-    @fact(fww.FACT)
-    def windows_firewall(self) -> dict[str, fww.FirewallProfile]:
+    @fact("host.endpoint.windows_firewall")
+    def windows_firewall(self) -> dict[str, FirewallProfile]:
         """Windows: each firewall profile in the active policy store, by name."""
+        from tillsyn.collectors.host import endpoint_firewall_windows as fww
+
         self.require_platform(fww.FACT, WINDOWS)
         try:
             result = self.command(fww.FACT, fww.POWERSHELL_PROFILES)
@@ -340,8 +346,12 @@ class EndpointFacts(HostBase):
         """Installed packages from every package manager present (Linux); app bundles and
         Homebrew (macOS); the uninstall registry keys (Windows)."""
         if self.platform == MACOS:
+            from tillsyn.collectors.host import endpoint_software_macos as swm
+
             return swm.collect(self)
         if self.platform == WINDOWS:
+            from tillsyn.collectors.host import endpoint_software_windows as sww
+
             return sww.collect(self)
         self.require_linux(sw.FACT)
         lists: list[sw.PackageList] = []
@@ -377,8 +387,12 @@ class EndpointFacts(HostBase):
         A Mac always has a desktop, and Windows always has interactive logon sessions."""
         fact_name = "host.endpoint.desktop"
         if self.platform == MACOS:
+            from tillsyn.collectors.host import endpoint_screenlock_macos as slm
+
             return slm.MAC_DESKTOP
         if self.platform == WINDOWS:
+            from tillsyn.collectors.host import endpoint_screenlock_windows as slw
+
             return slw.WINDOWS_DESKTOP
         self.require_linux(fact_name)
         managers = tuple(
@@ -451,16 +465,20 @@ class EndpointFacts(HostBase):
             settings[key] = sl.Setting(key, found[0], found[1], lock_at is not None)
         return settings
 
-    @fact(slm.FACT)
-    def macos_screen_lock(self) -> slm.MacScreenLock:
+    @fact("host.endpoint.macos_screen_lock")
+    def macos_screen_lock(self) -> MacScreenLock:
         """macOS: the screen-saver keys a configuration profile forces, else the console
         user's own settings (see :mod:`.endpoint_screenlock_macos`)."""
+        from tillsyn.collectors.host import endpoint_screenlock_macos as slm
+
         self.require_platform(slm.FACT, MACOS)
         return slm.collect(self)
 
-    @fact(slw.FACT)
-    def windows_screen_lock(self) -> slw.InactivityLimit:
+    @fact("host.endpoint.windows_screen_lock")
+    def windows_screen_lock(self) -> InactivityLimit:
         """Windows: the machine inactivity limit policy (InactivityTimeoutSecs)."""
+        from tillsyn.collectors.host import endpoint_screenlock_windows as slw
+
         self.require_platform(slw.FACT, WINDOWS)
         return slw.collect(self)
 

@@ -14,6 +14,7 @@ import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from tillsyn.collectors._facts import fact
 from tillsyn.collectors.commands import CommandResult
@@ -23,7 +24,6 @@ from tillsyn.collectors.errors import (
     FactPermissionDenied,
     FactUnavailable,
 )
-from tillsyn.collectors.host import logs_macos, logs_windows
 from tillsyn.collectors.host._base import LINUX, MACOS, WINDOWS, HostBase
 from tillsyn.collectors.host.logs_asl import AslConfig, AslReader
 from tillsyn.collectors.host.logs_journald import (
@@ -36,7 +36,6 @@ from tillsyn.collectors.host.logs_journald import (
     resolve_settings,
 )
 from tillsyn.collectors.host.logs_logrotate import LogrotateConfig, LogrotateReader
-from tillsyn.collectors.host.logs_macos import UnifiedLogSpan
 from tillsyn.collectors.host.logs_newsyslog import NewsyslogConfig, NewsyslogReader
 from tillsyn.collectors.host.logs_shipping import (
     Forwarder,
@@ -59,22 +58,11 @@ from tillsyn.collectors.host.logs_time import (
     parse_timedatectl_show,
     parse_timesync_status,
 )
-from tillsyn.collectors.host.logs_time_macos import (
-    GET_NETWORK_TIME,
-    GET_SERVER,
-    parse_network_time,
-    parse_server,
-    parse_sntp,
-    sntp_argv,
-)
-from tillsyn.collectors.host.logs_time_windows import (
-    W32TM_STATUS,
-    parse_stripchart,
-    parse_w32tm_status,
-    stripchart_argv,
-    w32tm_failure,
-)
-from tillsyn.collectors.host.logs_windows import EventLogArchives, EventLogConfig, EventLogInfo
+
+# macOS and Windows modules are imported where used, so a Linux agent never loads them.
+if TYPE_CHECKING:
+    from tillsyn.collectors.host.logs_macos import UnifiedLogSpan
+    from tillsyn.collectors.host.logs_windows import EventLogArchives, EventLogConfig, EventLogInfo
 
 #: Where the journald binary lives (systemd's libexec directory on each family).
 JOURNALD_BINARIES = ("/usr/lib/systemd/systemd-journald", "/lib/systemd/systemd-journald")
@@ -186,8 +174,12 @@ class LogFacts(HostBase):
         """
         name = "host.logs.installed_at"
         if self.platform == WINDOWS:
+            from tillsyn.collectors.host import logs_windows
+
             return logs_windows.read_install_date(self)
         if self.platform == MACOS:
+            from tillsyn.collectors.host import logs_macos
+
             return logs_macos.read_setup_date(self)
         argv = ["stat", "--format=%W", "/"]
         result = self.command(name, argv)
@@ -218,36 +210,48 @@ class LogFacts(HostBase):
     @fact("host.logs.windows_event_log")
     def windows_event_log(self, log: str) -> EventLogConfig:
         """``wevtutil gl LOG``: enabled, retention mode and maximum size."""
+        from tillsyn.collectors.host import logs_windows
+
         self.require_platform(logs_windows.CONFIG_FACT, WINDOWS)
         return logs_windows.read_config(self, log)
 
     @fact("host.logs.windows_oldest_event")
     def windows_oldest_event(self, log: str) -> datetime | None:
         """When the oldest event still in LOG was written; None for an empty log."""
+        from tillsyn.collectors.host import logs_windows
+
         self.require_platform(logs_windows.OLDEST_FACT, WINDOWS)
         return logs_windows.read_oldest_event(self, log)
 
     @fact("host.logs.windows_newest_event")
     def windows_newest_event(self, log: str) -> datetime | None:
         """When the newest event in LOG was written; None for an empty log."""
+        from tillsyn.collectors.host import logs_windows
+
         self.require_platform(logs_windows.NEWEST_FACT, WINDOWS)
         return logs_windows.read_newest_event(self, log)
 
     @fact("host.logs.windows_event_archives")
     def windows_event_archives(self, log: str) -> EventLogArchives:
         """The ``Archive-<log>-*.evtx`` files beside LOG's file ("archive when full")."""
+        from tillsyn.collectors.host import logs_windows
+
         self.require_platform(logs_windows.ARCHIVES_FACT, WINDOWS)
         return logs_windows.read_archives(self, self.windows_event_log(log))
 
     @fact("host.logs.windows_event_log_info")
     def windows_event_log_info(self, log: str) -> EventLogInfo:
         """``wevtutil gli LOG``: the log file's current size and number of events."""
+        from tillsyn.collectors.host import logs_windows
+
         self.require_platform(logs_windows.INFO_FACT, WINDOWS)
         return logs_windows.read_info(self, log)
 
     @fact("host.logs.unified_log_span")
     def unified_log_span(self) -> UnifiedLogSpan:
         """The oldest and newest entry in the macOS unified log (``log stats``)."""
+        from tillsyn.collectors.host import logs_macos
+
         self.require_platform(logs_macos.SPAN_FACT, MACOS)
         return logs_macos.read_span(self)
 
@@ -336,6 +340,8 @@ class LogFacts(HostBase):
     def _shipping_elsewhere(self) -> ShippingConfig:
         """Windows Event Forwarding (:mod:`logs_windows`) or macOS syslogd (:mod:`logs_macos`)."""
         if self.platform == WINDOWS:
+            from tillsyn.collectors.host import logs_windows
+
             wef = logs_windows.read_forwarders(self)
             return ShippingConfig(
                 tuple(wef),
@@ -343,6 +349,8 @@ class LogFacts(HostBase):
                 (logs_windows.WEF,) if wef else (),
                 (logs_windows.WEF,),
             )
+        from tillsyn.collectors.host import logs_macos
+
         forwarders, read = logs_macos.syslogd_forwarders(self.root)
         daemons = (logs_macos.SYSLOGD,) if read else ()
         return ShippingConfig(tuple(forwarders), tuple(read), daemons, (logs_macos.SYSLOGD,))
@@ -419,6 +427,15 @@ class LogFacts(HostBase):
 
     def _macos_clock(self, name: str) -> ClockReport:
         """systemsetup (root) says whether network time is on; sntp measures the offset."""
+        from tillsyn.collectors.host.logs_time_macos import (
+            GET_NETWORK_TIME,
+            GET_SERVER,
+            parse_network_time,
+            parse_server,
+            parse_sntp,
+            sntp_argv,
+        )
+
         said = self.command(name, GET_NETWORK_TIME, check=False)
         call = " ".join(GET_NETWORK_TIME)
         if not parse_network_time(said.stdout, said.stderr, said.returncode, call):
@@ -432,6 +449,14 @@ class LogFacts(HostBase):
 
     def _windows_clock(self, name: str) -> ClockReport:
         """W32Time's status; when it follows a named source, the offset measured to it."""
+        from tillsyn.collectors.host.logs_time_windows import (
+            W32TM_STATUS,
+            parse_stripchart,
+            parse_w32tm_status,
+            stripchart_argv,
+            w32tm_failure,
+        )
+
         call = " ".join(W32TM_STATUS)
         result = self.command(name, W32TM_STATUS, check=False)
         stopped = w32tm_failure(result.stdout, result.stderr, result.returncode, call)

@@ -41,14 +41,6 @@ from tillsyn.collectors.host.patching_dnf import (
     parse_updateinfo,
     refuse_ignored_repositories,
 )
-from tillsyn.collectors.host.patching_macos import (
-    DEFAULTS_READ,
-    PREFS_DOMAIN,
-    SOFTWAREUPDATE_LIST,
-    auto_update_problems,
-    parse_defaults,
-    parse_softwareupdate_list,
-)
 from tillsyn.collectors.host.patching_model import (
     AutoUpdates,
     KernelState,
@@ -65,23 +57,10 @@ from tillsyn.collectors.host.patching_os import (
     parse_os_release,
     parse_sw_vers,
 )
-from tillsyn.collectors.host.patching_windows import (
-    AU_KEY,
-    POWERSHELL_WU,
-    REBOOT_KEY,
-    UX_SETTINGS_KEY,
-    UX_SETTINGS_QUERY,
-    WU_CALL,
-    WUAUSERV_KEY,
-    WUAUSERV_START_QUERY,
-    au_policy_problems,
-    parse_wu_search,
-    pause_problems,
-    service_problems,
-)
 from tillsyn.collectors.host.patching_zypper import OK_CODES as ZYPPER_OK
 from tillsyn.collectors.host.patching_zypper import parse_list_patches
-from tillsyn.collectors.host.windows_registry import key_exists, parse_reg_query, reg_dword
+
+# macOS and Windows modules are imported where used, so a Linux agent never loads them.
 
 APT_SIMULATE = ["apt-get", "-s", "-o", "Debug::NoLocking=1", "dist-upgrade"]
 APT_LISTS = "/var/lib/apt/lists"
@@ -265,6 +244,11 @@ class PatchFacts(HostBase):
         return PendingUpdates("zypper", call, updates, cached.collected_at, cached.reused)
 
     def _softwareupdate_pending(self) -> PendingUpdates:
+        from tillsyn.collectors.host.patching_macos import (
+            SOFTWAREUPDATE_LIST,
+            parse_softwareupdate_list,
+        )
+
         fact_name = "host.patch.pending_security_updates"
         call = " ".join(SOFTWAREUPDATE_LIST)
         cached = self.cached_command(fact_name, SOFTWAREUPDATE_LIST)
@@ -273,6 +257,8 @@ class PatchFacts(HostBase):
         return PendingUpdates("softwareupdate", call, updates, cached.collected_at, cached.reused)
 
     def _windows_update_pending(self) -> PendingUpdates:
+        from tillsyn.collectors.host.patching_windows import POWERSHELL_WU, WU_CALL, parse_wu_search
+
         fact_name = "host.patch.pending_security_updates"
         try:
             cached = self.cached_command(fact_name, POWERSHELL_WU)
@@ -343,6 +329,9 @@ class PatchFacts(HostBase):
         Windows: Windows Update's RebootRequired registry key."""
         fact_name = "host.patch.reboot_flag"
         if self.platform == WINDOWS:
+            from tillsyn.collectors.host.patching_windows import REBOOT_KEY
+            from tillsyn.collectors.host.windows_registry import key_exists
+
             argv = ["reg", "query", REBOOT_KEY]
             result = self.command(fact_name, argv, ok_codes=(0, 1))
             return RebootFlag(key_exists(result.returncode, result.stderr, argv, fact_name))
@@ -456,6 +445,13 @@ class PatchFacts(HostBase):
 
     def _macos_automatic(self) -> AutoUpdates:
         """The Software Update preferences; a missing file or key counts as not enabled."""
+        from tillsyn.collectors.host.patching_macos import (
+            DEFAULTS_READ,
+            PREFS_DOMAIN,
+            auto_update_problems,
+            parse_defaults,
+        )
+
         fact_name = "host.patch.auto_updates"
         call = " ".join(DEFAULTS_READ)
         result = self.command(fact_name, DEFAULTS_READ, ok_codes=(0, 1))
@@ -477,6 +473,18 @@ class PatchFacts(HostBase):
         No policy key means Windows' defaults, which install updates only while the
         wuauserv service may start and nobody paused updates; both are read, never assumed.
         """
+        from tillsyn.collectors.host.patching_windows import (
+            AU_KEY,
+            UX_SETTINGS_KEY,
+            UX_SETTINGS_QUERY,
+            WUAUSERV_KEY,
+            WUAUSERV_START_QUERY,
+            au_policy_problems,
+            pause_problems,
+            service_problems,
+        )
+        from tillsyn.collectors.host.windows_registry import key_exists, parse_reg_query, reg_dword
+
         fact_name = "host.patch.auto_updates"
         argv = ["reg", "query", AU_KEY]
         result = self.command(fact_name, argv, ok_codes=(0, 1))

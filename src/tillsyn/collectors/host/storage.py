@@ -4,22 +4,14 @@ directories), plus FileVault on macOS and BitLocker on Windows."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from tillsyn.collectors._facts import fact
 from tillsyn.collectors.errors import FactCommandFailed, FactUnavailable
 from tillsyn.collectors.host import mounts
 from tillsyn.collectors.host._base import MACOS, WINDOWS, HostBase
 from tillsyn.collectors.host.blockdev import BlockStack, Medium, SysBlock
 from tillsyn.collectors.host.mounts import Mount, Swap
-from tillsyn.collectors.host.storage_bitlocker import (
-    MANAGE_BDE_ARGV,
-    BitLockerVolume,
-    parse_manage_bde_status,
-)
-from tillsyn.collectors.host.storage_filevault import (
-    FDESETUP_ARGV,
-    FileVaultStatus,
-    parse_fdesetup_status,
-)
 from tillsyn.collectors.host.storage_fscrypt import (
     DirectoryFlags,
     list_subdirectories,
@@ -31,6 +23,11 @@ from tillsyn.collectors.host.storage_zfs import (
     parse_zfs_get,
     parse_zpool_devices,
 )
+
+# macOS and Windows modules are imported where used, so a Linux agent never loads them.
+if TYPE_CHECKING:
+    from tillsyn.collectors.host.storage_bitlocker import BitLockerVolume
+    from tillsyn.collectors.host.storage_filevault import FileVaultStatus
 
 
 class StorageFacts(HostBase):
@@ -134,6 +131,8 @@ class StorageFacts(HostBase):
     @fact("host.filevault")
     def filevault(self) -> FileVaultStatus:
         """FileVault state of the macOS boot volume."""
+        from tillsyn.collectors.host.storage_filevault import FDESETUP_ARGV, parse_fdesetup_status
+
         self.require_platform("host.filevault", MACOS)
         result = self.command("host.filevault", FDESETUP_ARGV)
         return parse_fdesetup_status(result.stdout, " ".join(FDESETUP_ARGV))
@@ -141,6 +140,11 @@ class StorageFacts(HostBase):
     @fact("host.bitlocker")
     def bitlocker_volumes(self) -> tuple[BitLockerVolume, ...]:
         """BitLocker state of every volume ``manage-bde`` can protect (needs elevation)."""
+        from tillsyn.collectors.host.storage_bitlocker import (
+            MANAGE_BDE_ARGV,
+            parse_manage_bde_status,
+        )
+
         self.require_platform("host.bitlocker", WINDOWS)
         result = self.command("host.bitlocker", MANAGE_BDE_ARGV, check=False)
         if result.returncode != 0:
