@@ -356,7 +356,7 @@ REST = '"Profiles": [{"Sid": "S-1-5-18", "Path": "", "Loaded": true}], "UserProg
 @pytest.mark.parametrize(
     ("stdout", "stderr", "says"),
     [
-        ("", "", "not JSON"),
+        ("", "", "no output"),
         (_out("win11-truncated")[0], "", "not JSON"),
         ("[]", "", "not the inventory object"),
         ('{"Is64BitProcess": true, "Entries": 3, ' + REST + "}", "", "Entries is not a list"),

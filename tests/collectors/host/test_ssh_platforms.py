@@ -200,7 +200,7 @@ def test_profile_list_paths_use_the_environment_when_it_is_there() -> None:
 @pytest.mark.parametrize(
     ("stdout", "stderr", "says"),
     [
-        ("", "", "not JSON"),
+        ("", "", "no output"),
         ("ERROR: Access is denied.\r\n", "", "not JSON"),
         (_profiles(("S-1-5-18", "C:\\x")), "WARNING: x", "PowerShell reported"),
         (json.dumps([]), "", "not the script's object with Profiles"),

@@ -40,7 +40,6 @@ cannot be looked for. ``%U`` (a numeric uid) has no meaning on Windows and is re
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import stat
@@ -163,13 +162,8 @@ def parse_profile_list(stdout: str, stderr: str, env: Mapping[str, str]) -> tupl
     from tillsyn.collectors.host import windows_paths as winpath
 
     call = PROFILES_CALL
-    if stderr.strip():
-        raise FactParseError(FACT, call, "PowerShell reported", stderr)
+    data = ps.script_json(stdout, stderr, FACT, call, "PowerShell reported")
     text = stdout.strip()
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise FactParseError(FACT, call, f"not JSON ({exc.msg})", text) from exc
     if not isinstance(data, dict) or "Profiles" not in data:
         raise FactParseError(FACT, call, "not the script's object with Profiles", text)
     items = data["Profiles"]

@@ -46,14 +46,13 @@ orphaned SID as the likely cause, never an empty group.
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from tillsyn.collectors.errors import FactParseError
-from tillsyn.collectors.host.powershell import PRELUDE, ascii_json, powershell, shown
+from tillsyn.collectors.host.powershell import PRELUDE, ascii_json, powershell, script_json, shown
 
 USERS_FACT = "host.access.windows_users"
 GROUPS_FACT = "host.access.windows_groups"
@@ -197,15 +196,8 @@ class WindowsGroups:
 
 def _document(stdout: str, stderr: str, fact: str, call: str, key: str) -> tuple[str, list[Any]]:
     """The script's JSON object: (computer name, the list under ``key``)."""
-    if stderr.strip():
-        raise FactParseError(fact, call, "PowerShell reported", stderr)
+    data = script_json(stdout, stderr, fact, call, "PowerShell reported")
     text = stdout.strip()
-    if not text:
-        raise FactParseError(fact, call, "no output")
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise FactParseError(fact, call, f"not JSON ({exc.msg})", text) from exc
     if not isinstance(data, dict) or key not in data:
         raise FactParseError(fact, call, f"not the script's object with {key}", text)
     computer = data.get("ComputerName")

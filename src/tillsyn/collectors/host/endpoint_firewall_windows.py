@@ -19,10 +19,10 @@ inbound action that is NotConfigured leaves Windows' own default in force, Block
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 
 from tillsyn.collectors.errors import FactParseError
+from tillsyn.collectors.host.powershell import script_json
 
 FACT = "host.endpoint.windows_firewall"
 PROFILES = ("Domain", "Private", "Public")
@@ -100,15 +100,7 @@ def parse_profiles(stdout: str, stderr: str, call: str) -> dict[str, FirewallPro
     Anything on stderr (a non-terminating error printed beside the JSON) is an error,
     never a partial answer taken as complete.
     """
-    if stderr.strip():
-        raise FactParseError(FACT, call, "Get-NetFirewallProfile reported", stderr)
-    text = stdout.strip()
-    if not text:
-        raise FactParseError(FACT, call, "no output")
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise FactParseError(FACT, call, f"not JSON ({exc.msg})", text) from exc
+    data = script_json(stdout, stderr, FACT, call, "Get-NetFirewallProfile reported")
     items = data if isinstance(data, list) else [data]
     profiles: dict[str, FirewallProfile] = {}
     for item in items:
@@ -118,7 +110,7 @@ def parse_profiles(stdout: str, stderr: str, call: str) -> dict[str, FirewallPro
         if not isinstance(name, str) or not name:
             raise FactParseError(FACT, call, "profile without a name", repr(item))
         if name in profiles:
-            raise FactParseError(FACT, call, f"profile {name} listed twice", text)
+            raise FactParseError(FACT, call, f"profile {name} listed twice", stdout.strip())
         profiles[name] = FirewallProfile(
             name=name,
             enabled=_value(item, "Enabled", _ENABLED, call),

@@ -36,7 +36,6 @@ an entry of another shape is an error, never "nothing installed".
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 
 from tillsyn.collectors.errors import FactParseError, FactUnavailable
@@ -47,6 +46,7 @@ from tillsyn.collectors.host.endpoint_software import (
     ProgramList,
     SoftwareInventory,
 )
+from tillsyn.collectors.host.powershell import script_json
 
 UNINSTALL = r"Microsoft\Windows\CurrentVersion\Uninstall"
 SCOPES = {
@@ -177,13 +177,8 @@ def _folder(item: object, call: str) -> Program:
 
 def parse_inventory(stdout: str, stderr: str, call: str) -> Inventory:
     """The script's JSON; an empty list is possible, empty output is not."""
-    if stderr.strip():
-        raise FactParseError(FACT, call, "PowerShell reported an error", stderr)
+    data = script_json(stdout, stderr, FACT, call, "PowerShell reported an error")
     text = stdout.strip()
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise FactParseError(FACT, call, f"not JSON ({exc.msg})", text) from exc
     needed = {"Is64BitProcess", "Entries", "Profiles", "UserProgramFolders"}
     if not isinstance(data, dict) or not needed <= set(data):
         raise FactParseError(FACT, call, "not the inventory object", text)

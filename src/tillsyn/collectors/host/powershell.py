@@ -1,10 +1,15 @@
 """How the agent runs PowerShell scripts of its own on Windows (see :mod:`.access_windows`).
 
-A module of its own, without imports, so that a module which builds a script but is also
-used on Linux (:mod:`.access_ssh_platforms`) need not load the Windows collectors.
+A module of its own, with no Windows collector imports, so that a module which builds a
+script but is also used on Linux (:mod:`.access_ssh_platforms`) need not load them.
 """
 
 from __future__ import annotations
+
+from typing import Any
+
+from tillsyn.collectors.errors import FactParseError
+from tillsyn.collectors.parsing import load_json
 
 #: 64-bit Windows PowerShell 5.1 by its absolute path (never whatever PATH finds first).
 POWERSHELL_EXE = r"C:\Windows\System32\WindowsPowerShell\v1.0\powershell.exe"
@@ -35,3 +40,16 @@ def powershell(script: str) -> list[str]:
 def shown(what: str) -> str:
     """How a script's call appears in messages: named briefly, not by its whole text."""
     return f"powershell.exe -NoProfile -NonInteractive -Command <{what}>"
+
+
+def script_json(stdout: str, stderr: str, fact: str, call: str, reported: str) -> Any:
+    """What one of our scripts printed, as JSON. Our scripts print exactly one JSON value
+    and nothing on stderr, so anything on stderr (``reported`` says whose words they are),
+    no output at all, or output that is not JSON is a FactParseError, never a partial answer.
+    """
+    if stderr.strip():
+        raise FactParseError(fact, call, reported, stderr)
+    text = stdout.strip()
+    if not text:
+        raise FactParseError(fact, call, "no output")
+    return load_json(fact, call, text)
