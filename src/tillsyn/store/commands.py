@@ -8,6 +8,7 @@ import os
 import sys
 from datetime import UTC, datetime, timedelta
 
+from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from tillsyn.agent.config import default_state_dir
@@ -70,9 +71,15 @@ def serve(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _migrated_engine(args: argparse.Namespace) -> Engine:
+    """The store database the admin command names, its schema brought up to date."""
+    engine = open_engine(url_for(args.database, args.state_dir or default_state_dir()))
+    migrate(engine)
+    return engine
+
+
 def token_create(args: argparse.Namespace) -> int:
     """Print a new token straight from the database (for the first admin, or scripts)."""
-    url = url_for(args.database, args.state_dir or default_state_dir())
     # "agent" is what an operator asks for; the token itself may only enrol one agent,
     # which then gets its own agent credential.
     role = "enrol" if args.role == "agent" else args.role
@@ -86,8 +93,7 @@ def token_create(args: argparse.Namespace) -> int:
         print(f"tillsyn: --expires: {exc}", file=sys.stderr)
         return EXIT_USAGE
     try:
-        engine = open_engine(url)
-        migrate(engine)
+        engine = _migrated_engine(args)
         with engine.begin() as connection:
             token = tokens.create(connection, tokens.Role(role), expires_at=expires, note=args.note)
         audit.record(engine, "cli", "token_created", role=role, token_id=token.split("_")[1])
@@ -100,10 +106,8 @@ def token_create(args: argparse.Namespace) -> int:
 
 def token_list(args: argparse.Namespace) -> int:
     """Show every token an admin manages; secrets and their hashes never leave the store."""
-    url = url_for(args.database, args.state_dir or default_state_dir())
     try:
-        engine = open_engine(url)
-        migrate(engine)
+        engine = _migrated_engine(args)
         with engine.connect() as connection:
             found = tokens.listing(connection)
     except SQLAlchemyError as exc:
@@ -130,10 +134,8 @@ def token_list(args: argparse.Namespace) -> int:
 
 def token_revoke(args: argparse.Namespace) -> int:
     """Revoke one token; an agent whose credential is revoked must enrol again."""
-    url = url_for(args.database, args.state_dir or default_state_dir())
     try:
-        engine = open_engine(url)
-        migrate(engine)
+        engine = _migrated_engine(args)
         with engine.begin() as connection:
             done = tokens.revoke(connection, args.token_id)
         if done:
@@ -160,10 +162,8 @@ def retention(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"tillsyn: --older-than: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    url = url_for(args.database, args.state_dir or default_state_dir())
     try:
-        engine = open_engine(url)
-        migrate(engine)
+        engine = _migrated_engine(args)
         with engine.begin() as connection:
             removed = retention_module.apply(connection, cutoff, actor="cli")
         audit.record(

@@ -216,6 +216,22 @@ def _reference(
     return Reference(approved, evidence, remembered.recorded_now, approved_file=False)
 
 
+def accounts_reference(
+    facts: HostFacts, baseline_file: str, snapshot: Snapshot
+) -> Reference | Result:
+    """The approved interactive accounts (``{"interactive": ...}``), on every platform."""
+    return _reference(
+        facts,
+        baseline_file,
+        "host.access.accounts",
+        "accounts",
+        lambda b: (
+            None if b.interactive_accounts is None else {"interactive": b.interactive_accounts}
+        ),
+        snapshot,
+    )
+
+
 def _judge(
     resource: Resource,
     what: str,
@@ -397,16 +413,7 @@ def accounts(facts: HostFacts, p: AccountsParams) -> Iterator[Result]:
     source = "AuthenticationAuthority" if macos else "shadow"
     interactive = [a for a in local if a.interactive]
     snapshot: Snapshot = {"interactive": sorted(a.name for a in interactive)}
-    ref = _reference(
-        facts,
-        p.baseline_file,
-        "host.access.accounts",
-        "accounts",
-        lambda b: (
-            None if b.interactive_accounts is None else {"interactive": b.interactive_accounts}
-        ),
-        snapshot,
-    )
+    ref = accounts_reference(facts, p.baseline_file, snapshot)
     if isinstance(ref, Result):
         yield ref
     approved = ref.approved.get("interactive", frozenset()) if isinstance(ref, Reference) else None

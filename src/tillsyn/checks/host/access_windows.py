@@ -57,16 +57,7 @@ def accounts(facts: HostFacts, p: base.AccountsParams) -> Iterator[Result]:
         yield Result.errored(TARGET, f"could not read the local accounts: {exc}")
         return
     snapshot: base.Snapshot = {"interactive": sorted(u.name for u in local.users if u.enabled)}
-    ref = base._reference(
-        facts,
-        p.baseline_file,
-        "host.access.accounts",
-        "accounts",
-        lambda b: (
-            None if b.interactive_accounts is None else {"interactive": b.interactive_accounts}
-        ),
-        snapshot,
-    )
+    ref = base.accounts_reference(facts, p.baseline_file, snapshot)
     if isinstance(ref, Result):
         yield ref
     for user in local.users:
