@@ -38,6 +38,11 @@ class FactUnavailable(FactError):
     """The source of the fact does not exist here."""
 
 
+class FactMissing(FactUnavailable):
+    """The file the fact is read from does not exist (as opposed to unreadable or odd):
+    for a few facts the only failure that may mean "not set up"."""
+
+
 class FactPermissionDenied(FactError):
     """The source exists but could not be read with this process's privileges."""
 

@@ -28,6 +28,7 @@ from tillsyn.collectors.commands import (
 )
 from tillsyn.collectors.errors import (
     FactCommandFailed,
+    FactMissing,
     FactPermissionDenied,
     FactTimeout,
     FactUnavailable,
@@ -104,7 +105,7 @@ class HostBase(HasFactCache):
         except PermissionError as exc:
             raise FactPermissionDenied(fact_name, path, "permission denied") from exc
         except FileNotFoundError as exc:
-            raise FactUnavailable(fact_name, path, "does not exist") from exc
+            raise FactMissing(fact_name, path, "does not exist") from exc
         except OSError as exc:
             raise FactUnavailable(fact_name, path, exc.strerror or str(exc)) from exc
 

@@ -48,6 +48,7 @@ from dataclasses import dataclass, field, replace
 
 from tillsyn.collectors.errors import (
     FactError,
+    FactMissing,
     FactParseError,
     FactPermissionDenied,
     FactUnavailable,
@@ -270,23 +271,11 @@ def match_keys(
     return tuple(groups), tuple(unevaluated)
 
 
-class _Missing(FactUnavailable):
-    """A config file that does not exist (the only failure that may mean "not set up")."""
-
-
 def _read(host: HostBase, path: str) -> str:
-    try:
-        target = winpath.host_file(host.root, path)
-    except ValueError as exc:
-        raise FactParseError(FACT, path, str(exc)) from exc
-    try:
-        return target.read_text(encoding="utf-8", errors="replace")
-    except PermissionError as exc:
-        raise FactPermissionDenied(FACT, path, "permission denied") from exc
-    except FileNotFoundError as exc:
-        raise _Missing(FACT, path, "does not exist") from exc
-    except OSError as exc:
-        raise FactUnavailable(FACT, path, exc.strerror or str(exc)) from exc
+    """A Windows config file's text; a path that is not a drive-letter path is refused."""
+    if not winpath.is_absolute(path):
+        raise FactParseError(FACT, path, f"{path!r} is not a drive-letter path")
+    return host.read_text(FACT, path)
 
 
 def _sshd_t(host: HostBase) -> tuple[KeysConfig | None, str]:
@@ -328,7 +317,7 @@ def keys_config(host: HostBase) -> KeysConfig:
     except FactParseError:
         raise
     except FactError as exc:
-        if not (isinstance(exc, _Missing) and exc.call == config_path):
+        if not (isinstance(exc, FactMissing) and exc.call == config_path):
             return _unreadable(exc, config_path, sshd_t, why)
         parsed, problem = None, exc.reason
     if parsed is None:
