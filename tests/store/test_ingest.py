@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +20,7 @@ from tillsyn.agent.localstore import LocalEvidence
 from tillsyn.store import tokens
 from tillsyn.store.enrolment import EnrolmentError, enrol
 from tillsyn.store.ingest import IngestError, ingest
-from tillsyn.store.schema import agents, evidence, evidence_controls
+from tillsyn.store.schema import agents, evidence, evidence_controls, migrate
 
 
 def _records(state_dir: Path) -> list[dict[str, Any]]:
@@ -163,7 +164,7 @@ def test_enrolment_tokens_are_single_use_and_bound(engine: Engine, tmp_path: Pat
         agent_token = enrol(connection, principal, identity.agent_id, b64(identity.public_key_raw))
         bound = tokens.authenticate(connection, agent_token)
         assert (bound.role, bound.agent_id) == (tokens.Role.AGENT, identity.agent_id)
-        with pytest.raises(tokens.TokenError, match="revoked"):
+        with pytest.raises(tokens.TokenError, match=r"already used at .* \(by agent"):
             tokens.authenticate(connection, token)
         auditor = tokens.authenticate(connection, tokens.create(connection, tokens.Role.AUDITOR))
         with pytest.raises(EnrolmentError, match="cannot enrol"):
@@ -190,3 +191,52 @@ def test_a_record_id_stored_for_another_record_is_a_conflict(
     assert caught.value.status == 409
     with engine.connect() as connection:
         assert connection.execute(select(func.count()).select_from(evidence)).scalar() == 3
+
+
+def test_a_token_that_expires_after_authentication_no_longer_acts(engine: Engine) -> None:
+    """Authentication and the write are separate transactions: the write re-checks."""
+    start = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
+    with engine.begin() as connection:
+        token = tokens.create(
+            connection, tokens.Role.ENROL, expires_at=start + timedelta(seconds=1), now=start
+        )
+        principal = tokens.authenticate(connection, token, now=start)
+    later = start + timedelta(seconds=2)
+    with engine.begin() as connection:
+        with pytest.raises(tokens.TokenError, match="expired"):
+            tokens.still_valid(connection, principal, later)
+        with pytest.raises(EnrolmentError, match="expired") as refused:
+            enrol(connection, principal, uuid7(), b64(bytes(32)), now=later)
+        assert refused.value.status == 401
+
+
+def test_a_version_1_store_migrates_and_keeps_its_tokens(tmp_path: Path) -> None:
+    """A store made by 0.1.0 (schema v1) gains the spent-token columns on the next start."""
+    from sqlalchemy import create_engine
+
+    from tillsyn.store.schema import MIGRATIONS, schema_version
+
+    old = create_engine(f"sqlite:///{tmp_path / 'v1.sqlite3'}")
+    with old.begin() as connection:
+        connection.execute(
+            text(
+                "CREATE TABLE tokens (token_id VARCHAR(32) PRIMARY KEY, secret_hash VARCHAR(64) "
+                "NOT NULL, role VARCHAR(16) NOT NULL, agent_id VARCHAR(36), created_at "
+                "VARCHAR(32) NOT NULL, expires_at VARCHAR(32), revoked_at VARCHAR(32), "
+                "note TEXT NOT NULL)"
+            )
+        )
+        connection.execute(
+            text("CREATE TABLE schema_version (version INTEGER PRIMARY KEY, applied_at TEXT)")
+        )
+        connection.execute(schema_version.insert().values(version=1, applied_at="2026-11-01"))
+        connection.execute(
+            text(
+                "INSERT INTO tokens VALUES "
+                "('abc', 'h', 'auditor', NULL, '2026-11-01', NULL, NULL, '')"
+            )
+        )
+    assert migrate(old) == len(MIGRATIONS)
+    with old.connect() as connection:
+        (info,) = tokens.listing(connection)
+    assert (info.token_id, info.used_at, info.state("2026-12-01")) == ("abc", None, "active")

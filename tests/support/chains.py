@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -40,15 +41,17 @@ def result_body(agent_id: str, run_id: str, n: int) -> dict[str, Any]:
     }
 
 
-def build_chain(state_dir: Path, runs: int = 2, per_run: int = 3) -> None:
-    """``runs`` runs of ``per_run`` result records, each run sealed."""
+def build_chain(
+    state_dir: Path, runs: int = 2, per_run: int = 3, sealed_at: datetime | None = None
+) -> None:
+    """``runs`` runs of ``per_run`` result records, each run sealed (now, or at ``sealed_at``)."""
     identity = identity_module.load_or_create(state_dir)
     store = LocalEvidence(state_dir)
     try:
         for _ in range(runs):
             run_id = uuid7()
             store.append([result_body(identity.agent_id, run_id, n) for n in range(per_run)])
-            store.seal(identity, run_id, "test", uuid7())
+            store.seal(identity, run_id, "test", uuid7(), now=sealed_at)
     finally:
         store.close()
 

@@ -21,6 +21,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from tillsyn import __version__
 from tillsyn.agent.catalog import Catalog, UnknownControlError
 from tillsyn.store import audit, enrolment, ingest, metrics, queries, tokens
+from tillsyn.store.database import write_transaction
 from tillsyn.store.schema import alerts
 
 logger = logging.getLogger("tillsyn.store")
@@ -181,6 +182,15 @@ def create_app(engine: Engine, catalog: Catalog, settings: StoreSettings | None 
 
     Who = Annotated[tokens.Principal, Depends(principal)]  # noqa: N806 - a type alias
 
+    def no_longer_valid(who: tokens.Principal, exc: tokens.TokenError) -> HTTPException:
+        """The 401 for a token revoked or expired between authentication and the write
+        transaction's own re-check (audited after that transaction has ended: on SQLite
+        the audit write would otherwise wait for the lock the transaction holds)."""
+        audit.record(engine, who.token_id, "auth_failed", reason=str(exc), stage="write")
+        return HTTPException(
+            401, "invalid, expired or revoked token", headers={"WWW-Authenticate": "Bearer"}
+        )
+
     def require(who: tokens.Principal, *roles: tokens.Role) -> None:
         if who.role not in roles:
             audit.record(
@@ -195,12 +205,21 @@ def create_app(engine: Engine, catalog: Catalog, settings: StoreSettings | None 
     @app.post("/api/v1/enroll", response_model=EnrolResponse, tags=["agents"])
     def enroll(body: EnrolRequest, who: Who) -> EnrolResponse:
         try:
-            with engine.begin() as connection:
+            with write_transaction(engine) as connection:
                 token = enrolment.enrol(
                     connection, who, body.agent_id, body.public_key, body.hostname
                 )
         except enrolment.EnrolmentError as exc:
-            raise HTTPException(exc.status, exc.reason) from exc
+            audit.record(
+                engine,
+                who.token_id,
+                "enrol_refused",
+                agent_id=body.agent_id[:64],
+                status=exc.status,
+                reason=exc.reason,
+            )
+            headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
+            raise HTTPException(exc.status, exc.reason, headers=headers) from exc
         audit.record(engine, who.token_id, "agent_enrolled", agent_id=body.agent_id)
         return EnrolResponse(agent_id=body.agent_id, token=token)
 
@@ -221,8 +240,12 @@ def create_app(engine: Engine, catalog: Catalog, settings: StoreSettings | None 
         if who.agent_id is None:  # agent tokens are bound at enrolment; never true
             raise HTTPException(403, "this agent token is bound to no agent")
         try:
-            with engine.begin() as connection:
-                result = ingest.ingest(connection, who.agent_id, body.records, catalog)
+            with write_transaction(engine) as connection:
+                moment = datetime.now(UTC)
+                tokens.still_valid(connection, who, moment)
+                result = ingest.ingest(connection, who.agent_id, body.records, catalog, moment)
+        except tokens.TokenError as exc:
+            raise no_longer_valid(who, exc) from exc
         except ingest.IngestError as exc:
             if exc.alert:
                 with engine.begin() as connection:
@@ -331,8 +354,14 @@ def create_app(engine: Engine, catalog: Catalog, settings: StoreSettings | None 
         require(who, tokens.Role.ADMIN)
         if body.role is tokens.Role.AGENT:
             raise HTTPException(422, "agent credentials are issued by enrolment")
-        with engine.begin() as connection:
-            token = tokens.create(connection, body.role, expires_at=body.expires_at, note=body.note)
+        try:
+            with write_transaction(engine) as connection:
+                tokens.still_valid(connection, who, datetime.now(UTC))
+                token = tokens.create(
+                    connection, body.role, expires_at=body.expires_at, note=body.note
+                )
+        except tokens.TokenError as exc:
+            raise no_longer_valid(who, exc) from exc
         audit.record(
             engine, who.token_id, "token_created", role=str(body.role), token_id=token.split("_")[1]
         )
@@ -341,9 +370,13 @@ def create_app(engine: Engine, catalog: Catalog, settings: StoreSettings | None 
     @app.delete("/api/v1/tokens/{token_id}", status_code=204, tags=["admin"])
     def revoke_token(token_id: str, who: Who) -> None:
         require(who, tokens.Role.ADMIN)
-        with engine.begin() as connection:
-            if not tokens.revoke(connection, token_id):
-                raise HTTPException(404, f"no active token {token_id}")
+        try:
+            with write_transaction(engine) as connection:
+                tokens.still_valid(connection, who, datetime.now(UTC))
+                if not tokens.revoke(connection, token_id):
+                    raise HTTPException(404, f"no active token {token_id}")
+        except tokens.TokenError as exc:
+            raise no_longer_valid(who, exc) from exc
         audit.record(engine, who.token_id, "token_revoked", token_id=token_id)
 
     @app.get("/api/v1/alerts", tags=["admin"])

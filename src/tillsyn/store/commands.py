@@ -15,7 +15,7 @@ from tillsyn.agent.config import default_state_dir
 from tillsyn.checks._spec import parse_duration
 from tillsyn.exitcodes import EXIT_FAILED, EXIT_OK, EXIT_USAGE
 from tillsyn.store import audit, tokens
-from tillsyn.store.database import open_engine, url_for
+from tillsyn.store.database import open_engine, url_for, write_transaction
 from tillsyn.store.schema import migrate
 
 
@@ -115,18 +115,16 @@ def token_list(args: argparse.Namespace) -> int:
         return EXIT_FAILED
     now = datetime.now(UTC).isoformat()
     for info in found:
-        state = (
-            f"revoked {info.revoked_at}"
-            if info.revoked_at
-            else f"expired {info.expires_at}"
-            if info.expires_at and info.expires_at <= now
-            else "active"
-        )
+        state = info.state(now)
+        when = {"used": info.used_at, "revoked": info.revoked_at, "expired": info.expires_at}
         if args.json:
-            print(json.dumps({**info.__dict__, "state": state.split()[0]}, sort_keys=True))
+            print(json.dumps({**info.__dict__, "state": state}, sort_keys=True))
             continue
+        shown = f"{state} {when.get(state) or ''}".strip()
+        if state == "used":
+            shown += f" by {info.used_by}"
         print(
-            f"{info.token_id}  {info.role:<7}  {state:<40}  "
+            f"{info.token_id}  {info.role:<7}  {shown:<40}  "
             f"agent={info.agent_id or '-'}  expires={info.expires_at or 'never'}  {info.note}"
         )
     return EXIT_OK
@@ -136,7 +134,7 @@ def token_revoke(args: argparse.Namespace) -> int:
     """Revoke one token; an agent whose credential is revoked must enrol again."""
     try:
         engine = _migrated_engine(args)
-        with engine.begin() as connection:
+        with write_transaction(engine) as connection:
             done = tokens.revoke(connection, args.token_id)
         if done:
             audit.record(engine, "cli", "token_revoked", token_id=args.token_id)
@@ -164,7 +162,7 @@ def retention(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     try:
         engine = _migrated_engine(args)
-        with engine.begin() as connection:
+        with write_transaction(engine) as connection:
             removed = retention_module.apply(connection, cutoff, actor="cli")
         audit.record(
             engine,

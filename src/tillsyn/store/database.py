@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event
 
 SQLITE_FILE = "store.sqlite3"
 
@@ -35,3 +37,20 @@ def open_engine(url: str) -> Engine:
 
         return engine
     return create_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)
+
+
+@contextmanager
+def write_transaction(engine: Engine) -> Iterator[Connection]:
+    """A transaction that changes state after reading it: commit at the end, roll back on error.
+
+    On SQLite it starts with ``BEGIN IMMEDIATE``, taking the write lock before anything is
+    read, so a check-then-act step (is this token unused? is this the chain head?) sees
+    the newest committed state and cannot interleave with another writer: without it two
+    transactions read the same state and both act on it (issue 8's enrolment race). On
+    PostgreSQL the statements themselves lock what they decide on (a conditional
+    ``UPDATE``, ``SELECT ... FOR UPDATE``).
+    """
+    with engine.begin() as connection:
+        if connection.dialect.name == "sqlite":
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
+        yield connection

@@ -4,6 +4,11 @@ The agent sends its id and Ed25519 public key with an ``enrol`` token. The store
 records the key (every later seal is verified against it, never against the key a
 seal carries), consumes the enrolment token, and returns an ``agent`` token bound to
 that agent id: from then on the credential can only write that agent's evidence.
+
+Spending the token, inserting the agent and issuing its credential are one transaction
+(the caller's, a :func:`~tillsyn.store.database.write_transaction`): a leaked token
+enrols one agent however many requests race with it, and a refused enrolment (the
+agent id is taken) leaves the token unspent.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ import uuid
 from datetime import UTC, datetime
 
 from sqlalchemy import Connection, select
+from sqlalchemy.exc import IntegrityError
 
 from tillsyn.agent.evidence import GENESIS_HASH, key_id, unb64
 from tillsyn.store import tokens
@@ -43,22 +49,31 @@ def enrol(
         raise EnrolmentError(422, f"agent_id must be a UUID and public_key base64: {exc}") from exc
     if len(raw) != 32:
         raise EnrolmentError(422, "public_key must be a raw 32-byte Ed25519 key in base64")
-    if connection.execute(select(agents.c.agent_id).where(agents.c.agent_id == agent_id)).first():
-        raise EnrolmentError(409, f"agent {agent_id} is already enrolled")
     moment = now or datetime.now(UTC)
-    connection.execute(
-        agents.insert().values(
-            agent_id=agent_id,
-            public_key=public_key,
-            key_id=key_id(raw),
-            hostname=hostname[:255],
-            enrolled_at=moment.isoformat(),
-            head_seq=0,
-            head_hash=GENESIS_HASH,
+    try:
+        if principal.role is tokens.Role.ENROL:
+            tokens.consume(connection, principal.token_id, agent_id, moment)
+        else:  # an admin: revoked since the request was authenticated?
+            tokens.still_valid(connection, principal, moment)
+    except tokens.TokenError as exc:
+        raise EnrolmentError(401, str(exc)) from exc
+    taken = f"agent {agent_id} is already enrolled; an agent id enrols once"
+    if connection.execute(select(agents.c.agent_id).where(agents.c.agent_id == agent_id)).first():
+        raise EnrolmentError(409, taken)
+    try:
+        connection.execute(
+            agents.insert().values(
+                agent_id=agent_id,
+                public_key=public_key,
+                key_id=key_id(raw),
+                hostname=hostname[:255],
+                enrolled_at=moment.isoformat(),
+                head_seq=0,
+                head_hash=GENESIS_HASH,
+            )
         )
-    )
-    if principal.role is tokens.Role.ENROL:
-        tokens.revoke(connection, principal.token_id, moment)
+    except IntegrityError as exc:  # PostgreSQL: another enrolment of this id committed first
+        raise EnrolmentError(409, taken) from exc
     return tokens.create(
         connection,
         tokens.Role.AGENT,

@@ -38,7 +38,12 @@ def apply(
     else:
         connection.execute(text("INSERT OR REPLACE INTO store_flags VALUES ('retention', 1)"))
     try:
-        for agent_id in connection.execute(select(agents.c.agent_id)).scalars():
+        for agent_id in list(connection.execute(select(agents.c.agent_id)).scalars()):
+            # Ingest locks the same row: a batch stored beside retention sees the chain
+            # either before the removal or after it, never halfway (no false conflict).
+            connection.execute(
+                select(agents.c.agent_id).where(agents.c.agent_id == agent_id).with_for_update()
+            )
             last_seal = connection.execute(
                 select(evidence.c.seq)
                 .where(

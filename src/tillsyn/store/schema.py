@@ -23,6 +23,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    inspect,
     text,
 )
 
@@ -46,6 +47,9 @@ tokens = Table(
     Column("expires_at", String(32)),
     Column("revoked_at", String(32)),
     Column("note", Text, nullable=False, default=""),
+    # An enrolment token is spent by the one enrolment it allowed (schema v2).
+    Column("used_at", String(32)),
+    Column("used_by", String(36)),  # the agent id it enrolled
 )
 
 agents = Table(
@@ -165,8 +169,16 @@ def _v1(connection: Connection) -> None:
         connection.execute(text(statement))
 
 
+def _v2(connection: Connection) -> None:
+    """Spent enrolment tokens say when and for which agent (v1 marked them revoked)."""
+    present = {c["name"] for c in inspect(connection).get_columns("tokens")}
+    for name, kind in (("used_at", "VARCHAR(32)"), ("used_by", "VARCHAR(36)")):
+        if name not in present:  # a database created at v2 already has them (create_all)
+            connection.execute(text(f"ALTER TABLE tokens ADD COLUMN {name} {kind}"))
+
+
 #: Every migration in order; index + 1 is the schema version it produces.
-MIGRATIONS: tuple[Callable[[Connection], None], ...] = (_v1,)
+MIGRATIONS: tuple[Callable[[Connection], None], ...] = (_v1, _v2)
 
 
 def current_version(connection: Connection) -> int:

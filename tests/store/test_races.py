@@ -1,0 +1,284 @@
+"""Races on credentials, tried as an attacker would: many requests at the same instant
+against a real ``tillsyn serve`` process (two workers) over HTTP, on SQLite and PostgreSQL.
+
+Whatever the timing, a one-time enrolment token enrols one agent, an agent id is
+enrolled once, a revoked credential writes nothing once the revocation has answered,
+and retention running beside an agent's replays never makes the store refuse them.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from sqlalchemy import func, select
+
+from tests.support.chains import build_chain
+from tests.support.cli import tillsyn
+from tests.support.process import ServedStore, served_store
+from tillsyn.agent import identity as identity_module
+from tillsyn.agent.evidence import b64
+from tillsyn.agent.localstore import LocalEvidence
+from tillsyn.store import tokens
+from tillsyn.store.schema import agents, audit_log, evidence
+from tillsyn.store.schema import tokens as tokens_table
+
+CONCURRENT = 20
+TRIALS = 3
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def served(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[ServedStore]:
+    with served_store(request.param, tmp_path) as store:
+        yield store
+
+
+def _at_once(base: str, calls: list[Callable[[requests.Session], Any]]) -> list[Any]:
+    """Run every call in its own thread on its own warmed-up connection, released together
+    by a barrier, so the requests reach the server within a millisecond or so."""
+    barrier = threading.Barrier(len(calls))
+    answers: list[Any] = [None] * len(calls)
+
+    def worker(index: int, call: Callable[[requests.Session], requests.Response]) -> None:
+        with requests.Session() as session:
+            session.get(base + "/healthz", timeout=10)  # connection is open now
+            barrier.wait(timeout=30)
+            try:
+                answers[index] = call(session)
+            except requests.RequestException as exc:
+                answers[index] = exc
+
+    threads = [threading.Thread(target=worker, args=(i, c)) for i, c in enumerate(calls)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    return answers
+
+
+def _enrol_call(
+    base: str, token: str, agent_id: str | None = None
+) -> Callable[[requests.Session], requests.Response]:
+    key = Ed25519PrivateKey.generate().public_key().public_bytes_raw()
+    body = {"agent_id": agent_id or str(uuid.uuid4()), "public_key": b64(key), "hostname": "x"}
+
+    def call(session: requests.Session) -> requests.Response:
+        return session.post(
+            base + "/api/v1/enroll",
+            json=body,
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=60,
+        )
+
+    return call
+
+
+def _count(store: ServedStore, table: Any, *where: Any) -> int:
+    with store.engine.connect() as connection:
+        return int(
+            connection.execute(select(func.count()).select_from(table).where(*where)).scalar() or 0
+        )
+
+
+def _statuses(answers: list[Any]) -> list[int]:
+    return sorted(a.status_code if isinstance(a, requests.Response) else -1 for a in answers)
+
+
+def test_one_enrolment_token_enrols_one_agent_however_many_ask_at_once(
+    served: ServedStore,
+) -> None:
+    for trial in range(TRIALS):
+        token = served.token(tokens.Role.ENROL)
+        token_id = token.split("_")[1]
+        before_agents = _count(served, agents)
+        before_audit = _count(served, audit_log)
+        answers = _at_once(
+            served.base, [_enrol_call(served.base, token) for _ in range(CONCURRENT)]
+        )
+        statuses = _statuses(answers)
+        assert statuses.count(200) == 1, f"trial {trial}: {statuses}"
+        refused = [a for a in answers if a.status_code != 200]
+        assert {a.status_code for a in refused} <= {401, 409}, statuses
+        for answer in refused:  # a reason a person can act on, never a stack trace
+            detail = answer.json()["detail"]
+            assert "token" in detail and ("used" in detail or "revoked" in detail), detail
+        assert _count(served, agents) == before_agents + 1
+        # One agent credential, issued to the winner; the token is spent.
+        winner = next(a for a in answers if a.status_code == 200).json()
+        with served.engine.connect() as connection:
+            credentials = connection.execute(
+                select(tokens_table.c.agent_id).where(tokens_table.c.role == "agent")
+            ).all()
+            spent = connection.execute(
+                select(tokens_table.c.used_at, tokens_table.c.used_by).where(
+                    tokens_table.c.token_id == token_id
+                )
+            ).one()
+            actions = [
+                row.action
+                for row in connection.execute(
+                    select(audit_log.c.action).order_by(audit_log.c.id).offset(before_audit)
+                )
+            ]
+        assert [c.agent_id for c in credentials].count(winner["agent_id"]) == 1
+        assert len(credentials) == trial + 1
+        assert spent.used_at and spent.used_by == winner["agent_id"]
+        # Every refused attempt left its trace in the audit log.
+        assert actions.count("agent_enrolled") == 1
+        assert actions.count("enrol_refused") + actions.count("auth_failed") == CONCURRENT - 1
+        # The spent token enrols nobody afterwards either.
+        late = _at_once(served.base, [_enrol_call(served.base, token)])[0]
+        assert late.status_code == 401
+
+
+def test_an_agent_id_is_enrolled_once_even_with_many_tokens_at_once(served: ServedStore) -> None:
+    for trial in range(TRIALS):
+        agent_id = str(uuid.uuid4())
+        enrol_tokens = [served.token(tokens.Role.ENROL) for _ in range(CONCURRENT)]
+        answers = _at_once(
+            served.base, [_enrol_call(served.base, t, agent_id) for t in enrol_tokens]
+        )
+        statuses = _statuses(answers)
+        assert statuses == [200] + [409] * (CONCURRENT - 1), f"trial {trial}: {statuses}"
+        taken = [a.json()["detail"] for a in answers if a.status_code == 409]
+        assert all("already enrolled" in detail for detail in taken), taken
+        # The losers wrote nothing: their tokens are still unused and can enrol others.
+        unused = _count(
+            served,
+            tokens_table,
+            tokens_table.c.token_id.in_([t.split("_")[1] for t in enrol_tokens]),
+            tokens_table.c.used_at.is_(None),
+        )
+        assert unused == CONCURRENT - 1
+        assert _count(served, tokens_table, tokens_table.c.agent_id == agent_id) == 1
+
+
+def _enrolled_agent(
+    served: ServedStore, state: Path, runs: int, sealed_at: datetime | None = None
+) -> tuple[str, list[Any]]:
+    """An agent with ``runs`` sealed runs in its outbox, enrolled; its credential and records."""
+    build_chain(state, runs=runs, per_run=40, sealed_at=sealed_at)
+    identity = identity_module.load(state)
+    answer = requests.post(
+        served.base + "/api/v1/enroll",
+        json={"agent_id": identity.agent_id, "public_key": b64(identity.public_key_raw)},
+        headers={"Authorization": f"Bearer {served.token(tokens.Role.ENROL)}"},
+        timeout=30,
+    )
+    assert answer.status_code == 200, answer.text
+    local = LocalEvidence(state)
+    records = [json.loads(body) for _, body in local.rows()]
+    local.close()
+    return answer.json()["token"], records
+
+
+def _push_call(base: str, credential: str, records: list[Any]) -> Callable[..., Any]:
+    def call(session: requests.Session) -> requests.Response:
+        return session.post(
+            base + "/api/v1/evidence",
+            json={"records": records},
+            headers={"Authorization": f"Bearer {credential}"},
+            timeout=120,
+        )
+
+    return call
+
+
+def _revoke_while_pushing(
+    served: ServedStore, admin: str, pushers: list[tuple[str, list[Any]]]
+) -> list[tuple[int, int, int]]:
+    """Every agent pushes a large new batch while an admin revokes each credential in turn;
+    per agent: (push status, records stored once its revocation answered, records at the end)."""
+    after_revoke: dict[str, int] = {}
+
+    def revoke_all(session: requests.Session) -> None:
+        time.sleep(0.05)  # the pushes are authenticated and being stored by now
+        for credential, records in pushers:
+            answer = session.delete(
+                f"{served.base}/api/v1/tokens/{credential.split('_')[1]}",
+                headers={"Authorization": f"Bearer {admin}"},
+                timeout=120,
+            )
+            assert answer.status_code == 204, answer.text
+            after_revoke[credential] = _count(
+                served, evidence, evidence.c.agent_id == records[0]["agent_id"]
+            )
+
+    calls = [_push_call(served.base, c, r) for c, r in pushers]
+    answers = _at_once(served.base, [*calls, revoke_all])
+    assert all(isinstance(a, requests.Response) for a in answers[:-1]), answers
+    return [
+        (
+            answer.status_code,
+            after_revoke[credential],
+            _count(served, evidence, evidence.c.agent_id == records[0]["agent_id"]),
+        )
+        for (credential, records), answer in zip(pushers, answers, strict=False)
+    ]
+
+
+def test_a_revoked_credential_writes_nothing_once_the_revocation_answered(
+    served: ServedStore, tmp_path: Path
+) -> None:
+    admin = served.token(tokens.Role.ADMIN)
+    for trial in range(TRIALS):
+        pushers = [_enrolled_agent(served, tmp_path / f"t{trial}-a{n}", runs=25) for n in range(8)]
+        batch = len(pushers[0][1])
+        for status, at_revoke, final in _revoke_while_pushing(served, admin, pushers):
+            assert final == at_revoke, (
+                f"trial {trial}: {final - at_revoke} records were written after the "
+                f"revocation of the credential answered ({status})"
+            )
+            assert (status, final) in ((200, batch), (401, 0))
+
+
+def test_retention_beside_concurrent_replays_never_refuses_them(
+    served: ServedStore, tmp_path: Path
+) -> None:
+    credential, records = _enrolled_agent(
+        served, tmp_path / "agent", runs=30, sealed_at=datetime.now(UTC) - timedelta(days=3)
+    )
+    first = requests.post(
+        served.base + "/api/v1/evidence",
+        json={"records": records},
+        headers={"Authorization": f"Bearer {credential}"},
+        timeout=60,
+    )
+    assert first.status_code == 200, first.text
+    stop = threading.Event()
+    seen: list[int] = []
+
+    def replay() -> None:
+        with requests.Session() as session:
+            while not stop.is_set():
+                answer = session.post(
+                    served.base + "/api/v1/evidence",
+                    json={"records": records},
+                    headers={"Authorization": f"Bearer {credential}"},
+                    timeout=60,
+                )
+                seen.append(answer.status_code)
+
+    threads = [threading.Thread(target=replay) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    try:
+        # Sealed three days ago: retention at one day removes every record.
+        removed = tillsyn("store", "retention", "--older-than", "1d", "--database", served.database)
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join(timeout=60)
+    assert removed.returncode == 0, removed.stderr
+    assert f"{len(records)} records" in removed.stdout
+    assert seen and set(seen) == {200}, sorted(set(seen))
+    assert _count(served, evidence) == 0

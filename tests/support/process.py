@@ -1,0 +1,109 @@
+"""``tillsyn serve`` as its own process, on a free loopback port, over SQLite or PostgreSQL.
+
+Attack tests need what a user runs: a separate server process (here with two uvicorn
+workers, so requests race across processes as well as threads), reached over a real
+socket. The test keeps an engine on the same database to look behind the API.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import requests
+from sqlalchemy import Engine, create_engine
+
+from tests.support.postgres import POSTGRES, drop_schema, postgres_engine
+from tests.support.server import free_port
+from tillsyn.store import tokens
+from tillsyn.store.schema import migrate
+
+
+@dataclass
+class ServedStore:
+    """A running store: its base URL, its database URL and an engine onto that database."""
+
+    base: str
+    database: str
+    engine: Engine
+    process: subprocess.Popen[str]
+
+    def token(self, role: tokens.Role) -> str:
+        with self.engine.begin() as connection:
+            return tokens.create(connection, role)
+
+
+def database_for(backend: str, tmp_path: Path) -> tuple[str, Engine, str | None]:
+    """A database URL ``tillsyn serve --database`` accepts, an engine on it, and the
+    PostgreSQL schema to drop afterwards (None for SQLite)."""
+    if backend == "sqlite":
+        url = f"sqlite:///{tmp_path / 'store.sqlite3'}"
+        return url, create_engine(url), None
+    engine, schema = postgres_engine()
+    url = f"{POSTGRES}?options=-csearch_path%3D{schema}"
+    return url, engine, schema
+
+
+@contextmanager
+def served_store(
+    backend: str, tmp_path: Path, workers: int = 2, extra: tuple[str, ...] = ()
+) -> Iterator[ServedStore]:
+    """Start ``tillsyn serve`` on ``backend`` ("sqlite" or "postgresql") until the block ends."""
+    url, engine, schema = database_for(backend, tmp_path)
+    migrate(engine)
+    port = free_port()
+    log = (tmp_path / "serve.log").open("w")
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "tillsyn.cli",
+            "serve",
+            "--database",
+            url,
+            "--state-dir",
+            str(tmp_path / "store-state"),
+            "--port",
+            str(port),
+            "--workers",
+            str(workers),
+            *extra,
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            if process.poll() is not None:
+                raise RuntimeError(
+                    f"tillsyn serve exited {process.returncode}: "
+                    + (tmp_path / "serve.log").read_text()[-2000:]
+                )
+            try:
+                if requests.get(base + "/healthz", timeout=1).status_code == 200:
+                    break
+            except requests.ConnectionError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError("tillsyn serve did not start listening in 30 s")
+            time.sleep(0.1)
+        yield ServedStore(base, url, engine, process)
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        log.close()
+        engine.dispose()
+        if schema:
+            drop_schema(schema)
