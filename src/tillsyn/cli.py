@@ -60,6 +60,12 @@ def _parser() -> argparse.ArgumentParser:
         help="run only checks of this family (repeatable)",
     )
     run.add_argument(
+        "-v",
+        "--details",
+        action="store_true",
+        help="also every result, resource by resource (`tillsyn -v run` is --verbose)",
+    )
+    run.add_argument(
         "--push",
         action="store_true",
         help="then push the evidence to the store this agent is enrolled with",

@@ -95,18 +95,15 @@ def run(args: argparse.Namespace) -> int:
         store.close()
         memory.close()
     if not args.json:
-        from tillsyn.agent.render import results_table
+        from tillsyn.agent.render import run_report
 
-        console = _console()
-        results_table(summary.records, console)
-        counts = ", ".join(
-            f"{summary.count(s)} {s.replace('_', ' ')}"
-            for s in ("pass", "fail", "error", "not_applicable", "skip")
-            if summary.count(s)
-        )
-        sealed = f"sealed as record {summary.seal['seq']}" if summary.seal else "not sealed"
-        console.print(
-            f"{len(summary.records)} results: {counts}. Evidence in {store.path} ({sealed})."
+        run_report(
+            summary.records,
+            _console(),
+            remediation={c.spec.id: c.spec.remediation for c in registry.checks.values()},
+            evidence=str(store.path),
+            seal=summary.seal,
+            details=args.details,
         )
     if args.push and _push(state_dir, config) != EXIT_OK:
         return EXIT_FAILED
