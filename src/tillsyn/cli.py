@@ -92,6 +92,28 @@ def _parser() -> argparse.ArgumentParser:
         metavar="FILE",
         help="auditor or admin token for --store (default: $TILLSYN_TOKEN)",
     )
+    verify.add_argument(
+        "--pin",
+        type=Path,
+        metavar="FILE",
+        help="with --store: keys from `tillsyn store export-keys`, kept away from the store",
+    )
+    verify.add_argument(
+        "--receipts",
+        type=Path,
+        action="append",
+        default=[],
+        metavar="PATH",
+        help="with --store: an agent's receipts.jsonl, or a folder searched for them "
+        "(repeatable): the store must still hold what it acknowledged",
+    )
+    verify.add_argument(
+        "--against-store",
+        action="store_true",
+        help="on an agent: prove the store it is enrolled with still holds everything it "
+        "acknowledged (its signed receipts)",
+    )
+    verify.add_argument("--ca-file", type=Path, metavar="FILE", help="CA bundle for --store")
     verify.add_argument("--json", action="store_true")
     _common(verify)
 
@@ -139,6 +161,21 @@ def _parser() -> argparse.ArgumentParser:
         help="worker processes (use the cores; each has its own pool)",
     )
     serve.add_argument("--state-dir", type=Path, metavar="DIR")
+    serve.add_argument(
+        "--auth-failure-limit",
+        type=int,
+        default=30,
+        metavar="N",
+        help="failed authentications per client address and minute before 429 (default 30)",
+    )
+    serve.add_argument(
+        "--auth-failures-audited",
+        type=int,
+        default=5,
+        metavar="N",
+        help="of those, audited one by one; the rest as one row per minute (default 5)",
+    )
+    _key_file(serve)
 
     store = commands.add_parser("store", help="store administration")
     store_commands = store.add_subparsers(dest="store_command", required=True, metavar="ACTION")
@@ -154,25 +191,49 @@ def _parser() -> argparse.ArgumentParser:
     )
     create.add_argument("--expires", metavar="DURATION", help="e.g. 24h, 30d (default: never)")
     create.add_argument("--note", default="")
-    create.add_argument("--database", metavar="URL")
-    create.add_argument("--state-dir", type=Path, metavar="DIR")
+    _store_location(create)
     listed = token_commands.add_parser(
         "list", help="every token: id, role, agent, expiry, revocation (never secrets)"
     )
     listed.add_argument("--json", action="store_true", help="one JSON object per token")
-    listed.add_argument("--database", metavar="URL")
-    listed.add_argument("--state-dir", type=Path, metavar="DIR")
+    _store_location(listed)
     revoke = token_commands.add_parser("revoke", help="revoke a token or an agent credential")
     revoke.add_argument("token_id", metavar="TOKEN_ID", help="the id `token list` shows")
-    revoke.add_argument("--database", metavar="URL")
-    revoke.add_argument("--state-dir", type=Path, metavar="DIR")
+    _store_location(revoke)
     keep = store_commands.add_parser(
         "retention", help="remove evidence older than an age (and record what was removed)"
     )
     keep.add_argument("--older-than", required=True, metavar="DURATION", help="e.g. 400d")
-    keep.add_argument("--database", metavar="URL")
-    keep.add_argument("--state-dir", type=Path, metavar="DIR")
+    _store_location(keep)
+    key = store_commands.add_parser(
+        "key", help="print the store's public key (what receipts and its chain are signed with)"
+    )
+    key.add_argument("--json", action="store_true")
+    _store_location(key)
+    export = store_commands.add_parser(
+        "export-keys",
+        help="write the store key and every agent's enrolled key, checked against the "
+        "store's signed enrolments, for auditors to pin (verify --store --pin FILE)",
+    )
+    _store_location(export)
     return parser
+
+
+def _key_file(command: argparse.ArgumentParser) -> None:
+    command.add_argument(
+        "--key-file",
+        type=Path,
+        metavar="FILE",
+        help="the store's Ed25519 signing key (default: $TILLSYN_STORE_KEY_FILE, else "
+        "store.key in the state directory, made on first start)",
+    )
+
+
+def _store_location(command: argparse.ArgumentParser) -> None:
+    """Where an admin command finds the store: its database and its signing key."""
+    command.add_argument("--database", metavar="URL")
+    command.add_argument("--state-dir", type=Path, metavar="DIR")
+    _key_file(command)
 
 
 def _common(command: argparse.ArgumentParser) -> None:

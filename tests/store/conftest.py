@@ -14,7 +14,9 @@ import pytest
 from sqlalchemy import Engine, create_engine
 
 from tests.support.postgres import drop_schema, postgres_engine
+from tillsyn.store import storekey
 from tillsyn.store.schema import migrate
+from tillsyn.store.storekey import StoreKey
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -30,3 +32,9 @@ def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
     yield built
     built.dispose()
     drop_schema(schema)
+
+
+@pytest.fixture
+def store_key(tmp_path: Path) -> StoreKey:
+    """The store's signing key, in a file of its own as ``tillsyn serve`` keeps it."""
+    return storekey.load_or_create(tmp_path / "store-state" / storekey.KEY_FILE)

@@ -20,6 +20,7 @@ from tillsyn.agent.localstore import LocalEvidence
 from tillsyn.store import tokens
 from tillsyn.store.app import StoreSettings, create_app
 from tillsyn.store.schema import audit_log
+from tillsyn.store.storekey import StoreKey
 
 
 class Store:
@@ -36,8 +37,10 @@ class Store:
 
 
 @pytest.fixture
-def store(engine: Engine, catalog: Catalog) -> Iterator[Store]:
-    app = create_app(engine, catalog, StoreSettings(max_request_bytes=256 * 1024, max_batch=50))
+def store(engine: Engine, catalog: Catalog, store_key: StoreKey) -> Iterator[Store]:
+    app = create_app(
+        engine, catalog, store_key, StoreSettings(max_request_bytes=256 * 1024, max_batch=50)
+    )
     with serving(app) as base:
         yield Store(base, engine)
 

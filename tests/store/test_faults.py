@@ -28,6 +28,7 @@ from tillsyn.store import tokens
 from tillsyn.store.app import create_app
 from tillsyn.store.database import open_engine
 from tillsyn.store.schema import evidence, migrate
+from tillsyn.store.storekey import StoreKey
 
 PUSH_SLOWLY = """
 import sys, time
@@ -54,11 +55,11 @@ def _stored(engine: Engine) -> int:
 
 
 def test_agent_killed_mid_push_resumes_without_loss_or_duplicates(
-    engine: Engine, catalog: Catalog, tmp_path: Path
+    engine: Engine, catalog: Catalog, tmp_path: Path, store_key: StoreKey
 ) -> None:
     state = tmp_path / "agent"
     build_chain(state, runs=60, per_run=3)
-    with serving(create_app(engine, catalog)) as base:
+    with serving(create_app(engine, catalog, store_key)) as base:
         _enrol(engine, base, state)
         pusher = subprocess.Popen(
             [sys.executable, "-c", PUSH_SLOWLY, str(state)], stdout=subprocess.PIPE, text=True
@@ -104,12 +105,12 @@ def small_mount(tmp_path: Path) -> Iterator[Path]:
 
 
 def test_store_database_read_only_then_full_answers_503_and_the_agent_keeps_its_outbox(
-    catalog: Catalog, tmp_path: Path, small_mount: Path
+    catalog: Catalog, tmp_path: Path, small_mount: Path, store_key: StoreKey
 ) -> None:
     engine = open_engine(f"sqlite:///{small_mount / 'store.sqlite3'}")
     migrate(engine)
     state = tmp_path / "agent"
-    with serving(create_app(engine, catalog)) as base:
+    with serving(create_app(engine, catalog, store_key)) as base:
         _enrol(engine, base, state)
         build_chain(state, runs=2, per_run=3)
         engine.dispose()  # close pooled connections so the filesystem can go read-only

@@ -20,17 +20,20 @@ from tests.support.server import serving
 from tillsyn.agent.catalog import Catalog
 from tillsyn.store import tokens
 from tillsyn.store.app import create_app
+from tillsyn.store.storekey import StoreKey
 
 EXAMPLES = 30
 
 
-def test_no_request_produces_a_server_error(engine: Engine, catalog: Catalog) -> None:
+def test_no_request_produces_a_server_error(
+    engine: Engine, catalog: Catalog, store_key: StoreKey
+) -> None:
     with engine.begin() as connection:
         admin = tokens.create(connection, tokens.Role.ADMIN)
     headers = {"Authorization": f"Bearer {admin}"}
     failures: list[str] = []
     unsatisfiable = 0
-    with serving(create_app(engine, catalog)) as base:
+    with serving(create_app(engine, catalog, store_key)) as base:
         schema = schemathesis.openapi.from_url(f"{base}/openapi.json")
         operations = [result.ok() for result in schema.get_all_operations()]
         assert len(operations) >= 9  # every route is in the served document

@@ -18,9 +18,14 @@ from tillsyn.agent.evidence import b64, record_hash, seal_message
 from tillsyn.agent.ids import uuid7
 from tillsyn.agent.localstore import LocalEvidence
 from tillsyn.store import tokens
+from tillsyn.store.database import write_transaction
 from tillsyn.store.enrolment import EnrolmentError, enrol
 from tillsyn.store.ingest import IngestError, ingest
 from tillsyn.store.schema import agents, evidence, evidence_controls, migrate
+from tillsyn.store.storekey import StoreKey
+
+#: The store's signing key for these tests, which call the store's functions directly.
+KEY = StoreKey(Ed25519PrivateKey.generate(), Path("store.key"))
 
 
 def _records(state_dir: Path) -> list[dict[str, Any]]:
@@ -33,16 +38,16 @@ def _records(state_dir: Path) -> list[dict[str, Any]]:
 
 def _enrolled(engine: Engine, state_dir: Path) -> str:
     identity = identity_module.load_or_create(state_dir)
-    with engine.begin() as connection:
+    with write_transaction(engine) as connection:
         token = tokens.create(connection, tokens.Role.ENROL)
         principal = tokens.authenticate(connection, token)
-        enrol(connection, principal, identity.agent_id, b64(identity.public_key_raw), "laptop")
+        enrol(connection, KEY, principal, identity.agent_id, b64(identity.public_key_raw), "laptop")
     return identity.agent_id
 
 
 def _ingest(engine: Engine, agent_id: str, records: list[dict[str, Any]], catalog: Catalog) -> Any:
     with engine.begin() as connection:
-        return ingest(connection, agent_id, records, catalog)
+        return ingest(connection, KEY, agent_id, records, catalog)
 
 
 def test_a_sealed_chain_is_stored_with_rolled_up_controls(
@@ -161,14 +166,16 @@ def test_enrolment_tokens_are_single_use_and_bound(engine: Engine, tmp_path: Pat
     with engine.begin() as connection:
         token = tokens.create(connection, tokens.Role.ENROL)
         principal = tokens.authenticate(connection, token)
-        agent_token = enrol(connection, principal, identity.agent_id, b64(identity.public_key_raw))
+        agent_token, _ = enrol(
+            connection, KEY, principal, identity.agent_id, b64(identity.public_key_raw)
+        )
         bound = tokens.authenticate(connection, agent_token)
         assert (bound.role, bound.agent_id) == (tokens.Role.AGENT, identity.agent_id)
         with pytest.raises(tokens.TokenError, match=r"already used at .* \(by agent"):
             tokens.authenticate(connection, token)
         auditor = tokens.authenticate(connection, tokens.create(connection, tokens.Role.AUDITOR))
         with pytest.raises(EnrolmentError, match="cannot enrol"):
-            enrol(connection, auditor, uuid7(), b64(identity.public_key_raw))
+            enrol(connection, KEY, auditor, uuid7(), b64(identity.public_key_raw))
 
 
 def test_a_record_id_stored_for_another_record_is_a_conflict(
@@ -206,7 +213,7 @@ def test_a_token_that_expires_after_authentication_no_longer_acts(engine: Engine
         with pytest.raises(tokens.TokenError, match="expired"):
             tokens.still_valid(connection, principal, later)
         with pytest.raises(EnrolmentError, match="expired") as refused:
-            enrol(connection, principal, uuid7(), b64(bytes(32)), now=later)
+            enrol(connection, KEY, principal, uuid7(), b64(bytes(32)), now=later)
         assert refused.value.status == 401
 
 
@@ -218,21 +225,22 @@ def test_a_version_1_store_migrates_and_keeps_its_tokens(tmp_path: Path) -> None
 
     old = create_engine(f"sqlite:///{tmp_path / 'v1.sqlite3'}")
     with old.begin() as connection:
-        connection.execute(
-            text(
-                "CREATE TABLE tokens (token_id VARCHAR(32) PRIMARY KEY, secret_hash VARCHAR(64) "
-                "NOT NULL, role VARCHAR(16) NOT NULL, agent_id VARCHAR(36), created_at "
-                "VARCHAR(32) NOT NULL, expires_at VARCHAR(32), revoked_at VARCHAR(32), "
-                "note TEXT NOT NULL)"
-            )
-        )
-        connection.execute(
-            text("CREATE TABLE schema_version (version INTEGER PRIMARY KEY, applied_at TEXT)")
-        )
+        # What 0.1.0 made: this version's v1 step, less what v2 and v3 added since.
+        MIGRATIONS[0](connection)
+        for table, column in (
+            ("tokens", "used_at"),
+            ("tokens", "used_by"),
+            ("audit_log", "chain_seq"),
+            ("retention_log", "chain_seq"),
+        ):
+            connection.execute(text(f"ALTER TABLE {table} DROP COLUMN {column}"))
+        connection.execute(text("DROP TABLE store_chain"))
+        connection.execute(text("DROP TABLE store_chain_head"))
         connection.execute(schema_version.insert().values(version=1, applied_at="2026-11-01"))
         connection.execute(
             text(
-                "INSERT INTO tokens VALUES "
+                "INSERT INTO tokens (token_id, secret_hash, role, agent_id, created_at, "
+                "expires_at, revoked_at, note) VALUES "
                 "('abc', 'h', 'auditor', NULL, '2026-11-01', NULL, NULL, '')"
             )
         )

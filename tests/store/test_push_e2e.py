@@ -13,6 +13,7 @@ from tillsyn.agent.localstore import LocalEvidence
 from tillsyn.agent.storeclient import StoreLink
 from tillsyn.store import tokens
 from tillsyn.store.app import create_app
+from tillsyn.store.storekey import StoreKey
 
 
 def _token(engine: Engine, role: tokens.Role) -> str:
@@ -21,9 +22,9 @@ def _token(engine: Engine, role: tokens.Role) -> str:
 
 
 def test_enrol_run_push_and_verify_the_store(
-    engine: Engine, catalog: Catalog, tmp_path: Path
+    engine: Engine, catalog: Catalog, tmp_path: Path, store_key: StoreKey
 ) -> None:
-    with serving(create_app(engine, catalog)) as base:
+    with serving(create_app(engine, catalog, store_key)) as base:
         for name in ("laptop", "server"):
             state = tmp_path / name
             enrolled = tillsyn("enroll", base, _token(engine, tokens.Role.ENROL), state=state)
@@ -41,10 +42,10 @@ def test_enrol_run_push_and_verify_the_store(
 
 
 def test_a_store_that_is_down_keeps_the_outbox_until_it_is_back(
-    engine: Engine, catalog: Catalog, tmp_path: Path
+    engine: Engine, catalog: Catalog, tmp_path: Path, store_key: StoreKey
 ) -> None:
     state = tmp_path / "agent"
-    with serving(create_app(engine, catalog)) as base:
+    with serving(create_app(engine, catalog, store_key)) as base:
         assert (
             tillsyn("enroll", base, _token(engine, tokens.Role.ENROL), state=state).returncode == 0
         )
@@ -62,7 +63,7 @@ def test_a_store_that_is_down_keeps_the_outbox_until_it_is_back(
     waiting = local.undelivered(dead.url)
     local.close()
     assert waiting > 0
-    with serving(create_app(engine, catalog)) as base:
+    with serving(create_app(engine, catalog, store_key)) as base:
         StoreLink(base, link.token).save(state)
         delivered = tillsyn("push", state=state)
         assert delivered.returncode == 0, delivered.stderr

@@ -38,7 +38,11 @@ TRIALS = 3
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def served(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[ServedStore]:
-    with served_store(request.param, tmp_path) as store:
+    # Every refused attempt is to be audited one by one here, and the racers all come
+    # from 127.0.0.1: the per-address limit and aggregation (tested on their own in
+    # test_audit_bounds.py) are set out of the way.
+    audited_each = ("--auth-failure-limit", "100000", "--auth-failures-audited", "100000")
+    with served_store(request.param, tmp_path, extra=audited_each) as store:
         yield store
 
 
@@ -273,7 +277,16 @@ def test_retention_beside_concurrent_replays_never_refuses_them(
         thread.start()
     try:
         # Sealed three days ago: retention at one day removes every record.
-        removed = tillsyn("store", "retention", "--older-than", "1d", "--database", served.database)
+        removed = tillsyn(
+            "store",
+            "retention",
+            "--older-than",
+            "1d",
+            "--database",
+            served.database,
+            "--state-dir",
+            str(served.state_dir),
+        )
     finally:
         stop.set()
         for thread in threads:

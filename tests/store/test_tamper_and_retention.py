@@ -20,23 +20,25 @@ from tillsyn.agent.evidence import b64
 from tillsyn.agent.localstore import LocalEvidence
 from tillsyn.store import enrolment, ingest, retention, tokens
 from tillsyn.store.app import create_app
+from tillsyn.store.database import write_transaction
+from tillsyn.store.storekey import StoreKey
 
 
-def _load(engine: Engine, state: Path, catalog: Catalog, runs: int = 2) -> None:
+def _load(engine: Engine, key: StoreKey, state: Path, catalog: Catalog, runs: int = 2) -> None:
     build_chain(state, runs=runs, per_run=3)
     identity = identity_module.load(state)
     local = LocalEvidence(state)
     records = [json.loads(body) for _, body in local.rows()]
     local.close()
-    with engine.begin() as connection:
+    with write_transaction(engine) as connection:
         principal = tokens.authenticate(connection, tokens.create(connection, tokens.Role.ADMIN))
         if identity.agent_id not in {
             r[0] for r in connection.execute(text("SELECT agent_id FROM agents"))
         }:
             enrolment.enrol(
-                connection, principal, identity.agent_id, b64(identity.public_key_raw), "host"
+                connection, key, principal, identity.agent_id, b64(identity.public_key_raw), "host"
             )
-        ingest.ingest(connection, identity.agent_id, records, catalog)
+        ingest.ingest(connection, key, identity.agent_id, records, catalog)
 
 
 def _unguarded(engine: Engine, *statements: str) -> None:
@@ -51,11 +53,13 @@ def _unguarded(engine: Engine, *statements: str) -> None:
 
 
 @pytest.fixture
-def verify(engine: Engine, catalog: Catalog, tmp_path: Path) -> Iterator[object]:
+def verify(
+    engine: Engine, catalog: Catalog, tmp_path: Path, store_key: StoreKey
+) -> Iterator[object]:
     token = tmp_path / "auditor.token"
     with engine.begin() as connection:
         token.write_text(tokens.create(connection, tokens.Role.AUDITOR))
-    with serving(create_app(engine, catalog)) as base:
+    with serving(create_app(engine, catalog, store_key)) as base:
         yield lambda: tillsyn("verify", "--store", base, "--token-file", str(token))
 
 
@@ -84,11 +88,12 @@ def test_verify_store_names_the_tampered_record(
     engine: Engine,
     catalog: Catalog,
     tmp_path: Path,
+    store_key: StoreKey,
     verify: object,
     statements: list[str],
     says: str,
 ) -> None:
-    _load(engine, tmp_path / "agent", catalog)
+    _load(engine, store_key, tmp_path / "agent", catalog)
     assert verify().returncode == 0  # type: ignore[operator]
     _unguarded(engine, *statements)
     done = verify()  # type: ignore[operator]
@@ -98,14 +103,15 @@ def test_verify_store_names_the_tampered_record(
 
 
 def test_retention_removes_old_sealed_evidence_and_the_rest_still_verifies(
-    engine: Engine, catalog: Catalog, tmp_path: Path, verify: object
+    engine: Engine, catalog: Catalog, tmp_path: Path, verify: object, store_key: StoreKey
 ) -> None:
     state = tmp_path / "agent"
-    _load(engine, state, catalog)
-    with engine.begin() as connection:
-        removed = retention.apply(connection, datetime.now(UTC) + timedelta(hours=1), "test")
+    _load(engine, store_key, state, catalog)
+    with write_transaction(engine) as connection:
+        cutoff = datetime.now(UTC) + timedelta(hours=1)
+        removed = retention.apply(connection, store_key, cutoff, "test")
     assert [(r.from_seq, r.to_seq, r.count) for r in removed] == [(1, 8, 8)]
-    _load(engine, state, catalog, runs=1)  # the agent goes on: records 9-12
+    _load(engine, store_key, state, catalog, runs=1)  # the agent goes on: records 9-12
     done = verify()  # type: ignore[operator]
     assert done.returncode == 0, done.stderr
     assert "4 records and 1 seals verified" in done.stdout

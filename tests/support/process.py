@@ -32,6 +32,7 @@ class ServedStore:
     database: str
     engine: Engine
     process: subprocess.Popen[str]
+    state_dir: Path  # holds the store's key: admin commands on this store need it
 
     def token(self, role: tokens.Role) -> str:
         with self.engine.begin() as connection:
@@ -56,6 +57,7 @@ def served_store(
     """Start ``tillsyn serve`` on ``backend`` ("sqlite" or "postgresql") until the block ends."""
     url, engine, schema = database_for(backend, tmp_path)
     migrate(engine)
+    state_dir = tmp_path / "store-state"
     port = free_port()
     log = (tmp_path / "serve.log").open("w")
     process = subprocess.Popen(
@@ -67,7 +69,7 @@ def served_store(
             "--database",
             url,
             "--state-dir",
-            str(tmp_path / "store-state"),
+            str(state_dir),
             "--port",
             str(port),
             "--workers",
@@ -95,7 +97,7 @@ def served_store(
             if time.monotonic() > deadline:
                 raise RuntimeError("tillsyn serve did not start listening in 30 s")
             time.sleep(0.1)
-        yield ServedStore(base, url, engine, process)
+        yield ServedStore(base, url, engine, process, state_dir)
     finally:
         process.terminate()
         try:

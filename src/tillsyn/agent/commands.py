@@ -12,6 +12,7 @@ import json
 import logging
 import os
 import sys
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -207,6 +208,8 @@ def verify(args: argparse.Namespace) -> int:
 
     if args.store:
         return _verify_store(args)
+    if args.against_store:
+        return _verify_against_store(args)
     state_dir = _state_dir(args)
     db = state_dir / DB_FILE
     if not db.exists():
@@ -259,49 +262,96 @@ def _state_dir(args: argparse.Namespace) -> Path:
 
 
 def _verify_store(args: argparse.Namespace) -> int:
-    """Re-check every chain and seal in a store against the keys agents enrolled with."""
-    from tillsyn.agent.evidence import GENESIS_HASH, canonical, key_id, unb64
-    from tillsyn.agent.storeclient import PushRefusedError, fetch_chains
-    from tillsyn.agent.verify import verify_chain
+    """Recompute what a store's readers see from signed text (see agent/storeverify.py)."""
+    from tillsyn.agent.catalog import Catalog
+    from tillsyn.agent.storetrust import StoreTrustError
+    from tillsyn.agent.storeverify import StoreReader, StoreReadError, load_pins, verify_store
 
     token = _token(args)
-    bad = 0
-    total = 0
+    reader = StoreReader(args.store, token, str(args.ca_file) if args.ca_file else None)
     try:
-        for agent, records in fetch_chains(args.store, token):
-            raw = unb64(agent["public_key"])
-            resumes = agent.get("resumes_at")  # older records were removed by retention
-            report = verify_chain(
-                ((position, canonical(record).decode()) for position, record in records),
-                trusted_keys={key_id(raw): raw},
-                agent_id=agent["agent_id"],
-                start=(int(resumes["seq"]), str(resumes["hash"])) if resumes else (0, GENESIS_HASH),
-            )
-            total += report.records
-            if report.problem is None and report.head_seq != agent["head_seq"]:
-                print(
-                    f"tillsyn: agent {agent['agent_id']}: the store says its chain ends at "
-                    f"{agent['head_seq']} but holds records to {report.head_seq}",
-                    file=sys.stderr,
-                )
-                bad += 1
-            elif report.problem is not None:
-                print(
-                    f"tillsyn: agent {agent['agent_id']} ({agent['hostname']}): evidence does "
-                    f"NOT verify: {report.problem}",
-                    file=sys.stderr,
-                )
-                bad += 1
-            else:
-                print(
-                    f"agent {agent['agent_id']} ({agent['hostname']}): {report.records} "
-                    f"records and {report.seals} seals verified"
-                )
-    except (PushRefusedError, OSError) as exc:
-        print(f"tillsyn: cannot read {args.store}: {exc}", file=sys.stderr)
+        pins = load_pins(args.pin) if args.pin else None
+        verdict = verify_store(reader, Catalog.load(), pins=pins, receipt_files=args.receipts)
+    except (StoreReadError, StoreTrustError, OSError) as exc:
+        print(f"tillsyn: cannot verify {args.store}: {exc}", file=sys.stderr)
         return EXIT_FAILED
-    print(f"{total} records checked in {args.store}; {bad} chain(s) with problems")
-    return EXIT_FAILED if bad else EXIT_OK
+    finally:
+        reader.close()
+    if args.json:
+        print(json.dumps({"ok": verdict.ok, **asdict(verdict)}, indent=2))
+        return EXIT_OK if verdict.ok else EXIT_FAILED
+    pinned = "pinned" if verdict.key_pinned else "as the store publishes it, not pinned"
+    print(
+        f"store key {verdict.store_key_id} ({pinned}); store chain: "
+        f"{verdict.chain_entries} signed entries"
+    )
+    for problem in verdict.problems:
+        print(f"tillsyn: store: {problem}", file=sys.stderr)
+    bad = 0
+    for agent in verdict.agents:
+        if agent.problems:
+            bad += 1
+            for problem in agent.problems:
+                print(
+                    f"tillsyn: agent {agent.agent_id} ({agent.hostname}): {problem}",
+                    file=sys.stderr,
+                )
+        else:
+            print(
+                f"agent {agent.agent_id} ({agent.hostname}): {agent.records} records and "
+                f"{agent.seals} seals verified"
+            )
+    records = sum(a.records for a in verdict.agents)
+    receipts = f"; {verdict.receipts_checked} receipts checked" if args.receipts else ""
+    print(
+        f"{records} records checked in {args.store}{receipts}; {bad} chain(s) with problems"
+        + (f"; {len(verdict.problems)} store problem(s)" if verdict.problems else "")
+    )
+    return EXIT_OK if verdict.ok else EXIT_FAILED
+
+
+def _verify_against_store(args: argparse.Namespace) -> int:
+    """On an agent: the store still holds everything its signed receipts acknowledged."""
+    from tillsyn.agent import identity as identity_module
+    from tillsyn.agent.storelink import StoreLink, StoreLinkError
+    from tillsyn.agent.storetrust import StorePublicKey, StoreTrustError
+    from tillsyn.agent.storeverify import StoreReader, StoreReadError, verify_against_store
+
+    state_dir = _state_dir(args)
+    try:
+        link = StoreLink.load(state_dir)
+        identity = identity_module.load(state_dir)
+    except StoreLinkError as exc:
+        print(f"tillsyn: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    if not link.store_key:
+        print(
+            "tillsyn: this agent holds no store key yet (enrolled before stores had keys; "
+            "the next push learns it)",
+            file=sys.stderr,
+        )
+        return EXIT_FAILED
+    reader = StoreReader(link.url, link.token, link.ca_file)
+    try:
+        found = verify_against_store(
+            reader, StorePublicKey.from_b64(link.store_key), identity.agent_id, state_dir
+        )
+    except (StoreReadError, StoreTrustError) as exc:
+        print(f"tillsyn: cannot verify against {link.url}: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    finally:
+        reader.close()
+    if args.json:
+        print(json.dumps({"ok": not found.problems, **asdict(found)}, indent=2))
+    for problem in found.problems:
+        print(f"tillsyn: {link.url}: {problem}", file=sys.stderr)
+    if not found.problems and not args.json:
+        print(
+            f"{link.url} holds everything it acknowledged: {found.receipts} receipts, records "
+            f"to {found.acknowledged_to} ({found.compared} compared, "
+            f"{found.retained_to} removed by signed retention)"
+        )
+    return EXIT_FAILED if found.problems else EXIT_OK
 
 
 def _token(args: argparse.Namespace) -> str:

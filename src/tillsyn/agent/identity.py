@@ -38,9 +38,10 @@ class IdentityError(Exception):
     """The identity files exist but cannot be used (unreadable, bad mode, corrupt)."""
 
 
-@dataclass(frozen=True)
-class AgentIdentity:
-    agent_id: str
+class Signer:
+    """What holding an Ed25519 private key gives: its public half, its id, signatures.
+    Shared by the agent's identity and the store's own key."""
+
     private_key: Ed25519PrivateKey
 
     @property
@@ -53,6 +54,12 @@ class AgentIdentity:
 
     def sign(self, message: bytes) -> bytes:
         return self.private_key.sign(message)
+
+
+@dataclass(frozen=True)
+class AgentIdentity(Signer):
+    agent_id: str
+    private_key: Ed25519PrivateKey
 
 
 def key_pem(key: Ed25519PrivateKey) -> bytes:
@@ -79,7 +86,7 @@ def key_from_pem(pem: bytes) -> Ed25519PrivateKey:
     return key
 
 
-def _publish_once(path: Path, content: bytes) -> None:
+def publish_once(path: Path, content: bytes) -> None:
     """Create ``path`` with ``content`` (mode 0600) unless it exists; atomic for readers."""
     temporary = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}")
     descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -100,9 +107,9 @@ def load_or_create(state_dir: Path) -> AgentIdentity:
     try:
         state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         if not id_path.exists():
-            _publish_once(id_path, (str(uuid.uuid4()) + "\n").encode())
+            publish_once(id_path, (str(uuid.uuid4()) + "\n").encode())
         if not key_path.exists():
-            _publish_once(key_path, key_pem(Ed25519PrivateKey.generate()))
+            publish_once(key_path, key_pem(Ed25519PrivateKey.generate()))
     except OSError as exc:
         raise IdentityError(
             f"cannot create the agent identity in {state_dir}: {exc.strerror or exc}"

@@ -3,9 +3,13 @@
 The outbox is the local evidence file itself: everything after the position the store
 last acknowledged. Pushing sends whole sealed runs, oldest first, and moves the
 acknowledged position only on the store's answer, so a crash, a SIGKILL or a reboot
-mid-push loses nothing and a resend is acknowledged as duplicates. Network faults and
-5xx answers are retried with exponential backoff and jitter; a refusal (4xx) stops the
-push and is reported, with the records still waiting.
+mid-push loses nothing and a resend is acknowledged as duplicates. Every answer carries
+the store's signed receipt, which is checked against the store key received at
+enrolment and kept (:mod:`tillsyn.agent.receipts`) before the acknowledged position
+moves. Network faults, 5xx, 429 and a 409 that is not a rewritten chain are retried with
+exponential backoff and jitter; a refusal stops the push and is reported, with the
+records still waiting; a rewritten chain (``chain_conflict``) is reported as the alert
+it is, and the outbox is kept whole.
 """
 
 from __future__ import annotations
@@ -13,16 +17,19 @@ from __future__ import annotations
 import logging
 import random
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any
 
 import requests
 
+from tillsyn.agent import receipts
 from tillsyn.agent.evidence import b64
 from tillsyn.agent.identity import AgentIdentity
 from tillsyn.agent.localstore import LocalEvidence
 from tillsyn.agent.storelink import StoreLink, StoreLinkError
+from tillsyn.agent.storetrust import StorePublicKey, StoreTrustError, check_entry, verify_receipt
 
 __all__ = [
     "PushRefusedError",
@@ -30,7 +37,6 @@ __all__ = [
     "StoreLink",
     "StoreLinkError",
     "enroll",
-    "fetch_chains",
     "push",
 ]
 
@@ -40,6 +46,15 @@ log = logging.getLogger("tillsyn.push")
 class PushRefusedError(Exception):
     """The store refused a batch (4xx); retrying the same batch would not help."""
 
+    def __init__(self, message: str, code: str | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+#: The store's code for a batch that contradicts what it already holds for this agent:
+#: the local chain was rewritten (or the store's was). Never retried, never dropped.
+CHAIN_CONFLICT = "chain_conflict"
+
 
 @dataclass
 class PushReport:
@@ -48,6 +63,7 @@ class PushReport:
     batches: int = 0
     remaining: int = 0
     error: str | None = None
+    conflict: bool = False  # the store holds another chain for this agent: an alert
 
 
 def enroll(
@@ -71,7 +87,25 @@ def enroll(
     )
     if answer.status_code != 200:
         raise PushRefusedError(f"enrolment refused ({answer.status_code}): {_detail(answer)}")
-    return StoreLink(url.rstrip("/"), str(answer.json()["token"]), ca_file)
+    body = answer.json()
+    store_key = StorePublicKey.from_b64(str(body["store_key"]["public_key"]))
+    entry = body["enrolment"]
+    problem = check_entry(entry, store_key)
+    if problem is None and entry["data"].get("public_key") != b64(identity.public_key_raw):
+        problem = "it names another public key than this agent's"
+    if problem is not None:
+        raise PushRefusedError(f"the store's enrolment entry does not verify: {problem}")
+    return StoreLink(
+        url.rstrip("/"), str(body["token"]), ca_file, str(body["store_key"]["public_key"])
+    )
+
+
+def _code(answer: requests.Response) -> str | None:
+    try:
+        body = answer.json()
+    except ValueError:
+        return None
+    return str(body.get("code")) if isinstance(body, dict) and body.get("code") else None
 
 
 def _detail(answer: requests.Response) -> str:
@@ -97,23 +131,73 @@ def push(
     session = requests.Session()
     session.headers["Authorization"] = f"Bearer {link.token}"
     try:
+        store_key = _store_key(session, link, store.state_dir, timeout)
         while batch := store.pending(link.url, batch_size):
             answer = _send(session, link, batch, timeout, attempts, backoff, max_backoff, sleep)
             body = answer.json()
-            store.ack(link.url, int(body["head_seq"]))
+            head = _acknowledged(body, store_key, batch[0]["agent_id"], store.state_dir)
+            store.ack(link.url, head)
             report.batches += 1
             report.delivered += int(body["stored"])
             report.duplicates += int(body["duplicates"])
             if answer.status_code != 200:
                 raise PushRefusedError(f"store refused part of a batch: {body.get('reason')}")
     except PushRefusedError as exc:
+        report.conflict = exc.code == CHAIN_CONFLICT
+        report.error = f"ALERT: {exc}" if report.conflict else str(exc)
+        if report.conflict:
+            log.error("ALERT: %s; the outbox is kept, nothing is dropped", exc)
+    except StoreTrustError as exc:
         report.error = str(exc)
+        log.error("ALERT: %s; the outbox is kept and sent again", exc)
     except requests.RequestException as exc:
         report.error = f"store unreachable after {attempts} attempts: {exc}"
     finally:
         session.close()
     report.remaining = store.undelivered(link.url)
     return report
+
+
+def _store_key(
+    session: requests.Session, link: StoreLink, state_dir: Path, timeout: float
+) -> StorePublicKey:
+    """The store key from enrolment; an agent enrolled before stores had keys learns it
+    once from the store (trust on first use) and keeps it in its link file."""
+    if link.store_key:
+        return StorePublicKey.from_b64(link.store_key)
+    answer = session.get(
+        link.url + "/.well-known/tillsyn-store-key", timeout=timeout, verify=link.verify
+    )
+    if answer.status_code != 200:
+        raise PushRefusedError(f"the store published no key ({answer.status_code})")
+    text = str(answer.json()["public_key"])
+    key = StorePublicKey.from_b64(text)
+    replace(link, store_key=text).save(state_dir)
+    log.warning("learnt the store's key %s from the store itself (first use)", key.key_id)
+    return key
+
+
+def _acknowledged(body: dict[str, Any], key: StorePublicKey, agent_id: str, state_dir: Path) -> int:
+    """The head the store acknowledged, from its signed receipt, once that is kept.
+
+    A stored batch whose receipt does not verify is not acknowledged: it is sent again
+    (the store counts duplicates) and the failure is an alert, since either the answer
+    was forged or the store signs with a key other than the one it enrolled us with.
+    """
+    head = int(body["head_seq"])
+    entry = body.get("receipt")
+    if entry is None:
+        if head == 0:
+            return 0
+        raise StoreTrustError(f"the store acknowledged record {head} without a receipt")
+    data = verify_receipt(entry, key, agent_id)
+    if int(data["head_seq"]) != head:
+        raise StoreTrustError(
+            f"the store's receipt is for record {data['head_seq']}, its answer says {head}"
+        )
+    if int(body["stored"]):
+        receipts.keep(state_dir, entry)
+    return head
 
 
 def _send(
@@ -138,9 +222,13 @@ def _send(
         else:
             if answer.status_code == 200 or (answer.status_code == 422 and "stored" in answer.text):
                 return answer
-            if answer.status_code not in (429, 500, 502, 503, 504):
+            code = _code(answer)
+            retryable = answer.status_code in (429, 500, 502, 503, 504) or (
+                answer.status_code == 409 and code != CHAIN_CONFLICT
+            )
+            if not retryable:
                 raise PushRefusedError(
-                    f"store refused the batch ({answer.status_code}): {_detail(answer)}"
+                    f"store refused the batch ({answer.status_code}): {_detail(answer)}", code
                 )
             if attempt == attempts - 1:
                 raise PushRefusedError(
@@ -150,39 +238,3 @@ def _send(
         delay = min(max_backoff, backoff * 2**attempt)
         sleep(delay * random.uniform(0.5, 1.5))  # noqa: S311 - jitter, not cryptography
     raise AssertionError("unreachable")  # pragma: no cover
-
-
-def fetch_chains(
-    url: str, token: str, ca_file: str | None = None, timeout: float = 60.0
-) -> Iterator[tuple[dict[str, Any], list[tuple[int, dict[str, Any]]]]]:
-    """Every agent in the store with its chain as (stored position, record), in order."""
-    session = requests.Session()
-    session.headers["Authorization"] = f"Bearer {token}"
-    base = url.rstrip("/")
-    try:
-        agents = session.get(base + "/api/v1/agents", timeout=timeout, verify=ca_file or True)
-        if agents.status_code != 200:
-            raise PushRefusedError(f"store refused ({agents.status_code}): {_detail(agents)}")
-        for agent in agents.json():
-            records: list[tuple[int, dict[str, Any]]] = []
-            cursor: str | None = None
-            while True:
-                params = {"agent": agent["agent_id"], "limit": 1000}
-                if cursor:
-                    params["cursor"] = cursor
-                page = session.get(
-                    base + "/api/v1/evidence",
-                    params=params,
-                    timeout=timeout,
-                    verify=ca_file or True,
-                )
-                if page.status_code != 200:
-                    raise PushRefusedError(f"store refused ({page.status_code}): {_detail(page)}")
-                data = page.json()
-                records.extend(zip(data["positions"], data["records"], strict=True))
-                cursor = data["next_cursor"]
-                if not cursor:
-                    break
-            yield agent, records
-    finally:
-        session.close()

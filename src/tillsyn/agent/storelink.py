@@ -25,6 +25,9 @@ class StoreLink:
     url: str
     token: str
     ca_file: str | None = None
+    #: the store's public key (base64), received at enrolment: what receipts must verify
+    #: against. None for an agent enrolled before stores had keys; its first push learns it.
+    store_key: str | None = None
 
     @property
     def verify(self) -> str | bool:
@@ -35,7 +38,15 @@ class StoreLink:
         temporary = path.with_suffix(".tmp")
         descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(descriptor, "w") as handle:
-            json.dump({"url": self.url, "token": self.token, "ca_file": self.ca_file}, handle)
+            json.dump(
+                {
+                    "url": self.url,
+                    "token": self.token,
+                    "ca_file": self.ca_file,
+                    "store_key": self.store_key,
+                },
+                handle,
+            )
         temporary.replace(path)
 
     @classmethod
@@ -43,7 +54,9 @@ class StoreLink:
         path = state_dir / LINK_FILE
         try:
             data = json.loads(path.read_text())
-            return cls(str(data["url"]), str(data["token"]), data.get("ca_file"))
+            return cls(
+                str(data["url"]), str(data["token"]), data.get("ca_file"), data.get("store_key")
+            )
         except FileNotFoundError:
             raise StoreLinkError(
                 f"not enrolled with a store (no {path}); run `tillsyn enroll URL TOKEN`"

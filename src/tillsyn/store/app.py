@@ -6,9 +6,11 @@ manages tokens and agents. Every authentication failure and admin action lands i
 audit log. Request bodies are capped (413 beyond), and so is the batch length.
 """
 
+import json
 import logging
+import time
 from collections.abc import Awaitable, Callable, MutableMapping
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
@@ -20,9 +22,11 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from tillsyn import __version__
 from tillsyn.agent.catalog import Catalog, UnknownControlError
-from tillsyn.store import audit, enrolment, ingest, metrics, queries, tokens
+from tillsyn.store import audit, chain, enrolment, ingest, metrics, queries, tokens
 from tillsyn.store.database import write_transaction
-from tillsyn.store.schema import alerts
+from tillsyn.store.schema import alerts, audit_log, retention_log
+from tillsyn.store.storekey import StoreKey
+from tillsyn.store.throttle import FailureThrottle
 
 logger = logging.getLogger("tillsyn.store")
 Scope = MutableMapping[str, Any]
@@ -37,6 +41,16 @@ class StoreSettings:
     max_batch: int = 5000
     page_limit: int = 1000
     public_metrics: bool = False  # /metrics without a token (a scraper on a private network)
+    failure_limit: int = 30  # failed authentications per address and minute before 429
+    failures_recorded: int = 5  # of those, audited one by one; the rest as one aggregate
+
+    def to_env(self) -> str:
+        """These settings for worker processes, which get only their environment."""
+        return json.dumps(asdict(self), sort_keys=True)
+
+    @classmethod
+    def from_env(cls, text: str) -> "StoreSettings":
+        return cls(**json.loads(text))
 
 
 class _BodyLimit:
@@ -97,6 +111,12 @@ class EnrolRequest(BaseModel):
 class EnrolResponse(BaseModel):
     agent_id: str
     token: str = Field(description="the agent's own credential; shown only here")
+    store_key: dict[str, str] = Field(
+        description="the store's public key, which signs receipts: keep it to check them"
+    )
+    enrolment: dict[str, Any] = Field(
+        description="the store's signed chain entry vouching for this agent's key"
+    )
 
 
 class EvidenceBatch(BaseModel):
@@ -110,6 +130,10 @@ class IngestResponse(BaseModel):
     rejected: int
     reason: str | None
     head_seq: int
+    receipt: dict[str, Any] | None = Field(
+        default=None,
+        description="the store's signed acknowledgement of this agent's chain up to head_seq",
+    )
 
 
 class TokenRequest(BaseModel):
@@ -126,12 +150,23 @@ class EvidencePage(BaseModel):
     records: list[dict[str, Any]]
     positions: list[int] = Field(description="where each record is stored in its agent's chain")
     next_cursor: str | None
+    columns: list[dict[str, Any]] | None = Field(
+        default=None, description="with columns=true: each record's stored searchable columns"
+    )
 
 
-def create_app(engine: Engine, catalog: Catalog, settings: StoreSettings | None = None) -> Any:
-    """The ASGI application over ``engine`` (migrated by the caller)."""
+class ChainPage(BaseModel):
+    entries: list[dict[str, Any]] = Field(description="signed store chain entries, in order")
+    next_after: int | None = Field(description="pass as `after` for the next page")
+
+
+def create_app(
+    engine: Engine, catalog: Catalog, key: StoreKey, settings: StoreSettings | None = None
+) -> Any:
+    """The ASGI application over ``engine`` (migrated by the caller), signing with ``key``."""
     conf = settings or StoreSettings()
     registry, ingested = metrics.build_registry(engine, catalog)
+    throttle = FailureThrottle(conf.failure_limit, conf.failures_recorded)
     app = FastAPI(
         title="tillsyn store",
         version=__version__,
@@ -149,36 +184,49 @@ def create_app(engine: Engine, catalog: Catalog, settings: StoreSettings | None 
         )
 
     def principal(request: Request) -> tokens.Principal:
+        now = time.time()
+        for aggregate in throttle.due(now):
+            audit.record(
+                engine,
+                key,
+                "anonymous",
+                "auth_failed_repeated",
+                client=aggregate.client,
+                failures=aggregate.failures,
+                minute_from=datetime.fromtimestamp(aggregate.window_start, UTC).isoformat(),
+                paths=list(aggregate.paths),
+            )
         header = request.headers.get("authorization", "")
         scheme, _, token = header.partition(" ")
         client = request.client.host if request.client else "?"
-        if scheme.lower() != "bearer" or not token:
-            audit.record(
-                engine,
-                "anonymous",
-                "auth_failed",
-                path=request.url.path,
-                client=client,
-                reason="no bearer token",
-            )
-            raise HTTPException(
-                401, "a bearer token is required", headers={"WWW-Authenticate": "Bearer"}
-            )
+        if scheme.lower() != "bearer" or not token.strip():
+            raise failed(client, request.url.path, "no bearer token", now)
         try:
             with engine.begin() as connection:
                 return tokens.authenticate(connection, token.strip())
         except tokens.TokenError as exc:
+            raise failed(client, request.url.path, str(exc), now) from exc
+
+    def failed(client: str, path: str, reason: str, now: float) -> HTTPException:
+        """401, audited; 429 once an address fails too often (see store/throttle.py)."""
+        decision = throttle.failure(client, path, now)
+        if decision.record:
             audit.record(
-                engine,
-                "anonymous",
-                "auth_failed",
-                path=request.url.path,
-                client=client,
-                reason=str(exc),
+                engine, key, "anonymous", "auth_failed", path=path, client=client, reason=reason
             )
-            raise HTTPException(
-                401, "invalid, expired or revoked token", headers={"WWW-Authenticate": "Bearer"}
-            ) from exc
+        if decision.limited:
+            return HTTPException(
+                429,
+                "too many failed authentications from this address; retry later",
+                headers={"Retry-After": str(decision.retry_after)},
+            )
+        return HTTPException(
+            401,
+            "a bearer token is required"
+            if reason == "no bearer token"
+            else "invalid, expired or revoked token",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
 
     Who = Annotated[tokens.Principal, Depends(principal)]  # noqa: N806 - a type alias
 
@@ -186,7 +234,7 @@ def create_app(engine: Engine, catalog: Catalog, settings: StoreSettings | None 
         """The 401 for a token revoked or expired between authentication and the write
         transaction's own re-check (audited after that transaction has ended: on SQLite
         the audit write would otherwise wait for the lock the transaction holds)."""
-        audit.record(engine, who.token_id, "auth_failed", reason=str(exc), stage="write")
+        audit.record(engine, key, who.token_id, "auth_failed", reason=str(exc), stage="write")
         return HTTPException(
             401, "invalid, expired or revoked token", headers={"WWW-Authenticate": "Bearer"}
         )
@@ -195,6 +243,7 @@ def create_app(engine: Engine, catalog: Catalog, settings: StoreSettings | None 
         if who.role not in roles:
             audit.record(
                 engine,
+                key,
                 who.token_id,
                 "forbidden",
                 role=str(who.role),
@@ -206,12 +255,13 @@ def create_app(engine: Engine, catalog: Catalog, settings: StoreSettings | None 
     def enroll(body: EnrolRequest, who: Who) -> EnrolResponse:
         try:
             with write_transaction(engine) as connection:
-                token = enrolment.enrol(
-                    connection, who, body.agent_id, body.public_key, body.hostname
+                token, entry = enrolment.enrol(
+                    connection, key, who, body.agent_id, body.public_key, body.hostname
                 )
         except enrolment.EnrolmentError as exc:
             audit.record(
                 engine,
+                key,
                 who.token_id,
                 "enrol_refused",
                 agent_id=body.agent_id[:64],
@@ -220,8 +270,10 @@ def create_app(engine: Engine, catalog: Catalog, settings: StoreSettings | None 
             )
             headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
             raise HTTPException(exc.status, exc.reason, headers=headers) from exc
-        audit.record(engine, who.token_id, "agent_enrolled", agent_id=body.agent_id)
-        return EnrolResponse(agent_id=body.agent_id, token=token)
+        audit.record(engine, key, who.token_id, "agent_enrolled", agent_id=body.agent_id)
+        return EnrolResponse(
+            agent_id=body.agent_id, token=token, store_key=key.public(), enrolment=entry
+        )
 
     @app.post(
         "/api/v1/evidence",
@@ -243,14 +295,17 @@ def create_app(engine: Engine, catalog: Catalog, settings: StoreSettings | None 
             with write_transaction(engine) as connection:
                 moment = datetime.now(UTC)
                 tokens.still_valid(connection, who, moment)
-                result = ingest.ingest(connection, who.agent_id, body.records, catalog, moment)
+                result = ingest.ingest(connection, key, who.agent_id, body.records, catalog, moment)
         except tokens.TokenError as exc:
             raise no_longer_valid(who, exc) from exc
         except ingest.IngestError as exc:
             if exc.alert:
                 with engine.begin() as connection:
                     ingest.record_alert(connection, who.agent_id, *exc.alert)
-            raise HTTPException(exc.status, exc.reason) from exc
+            if exc.status == 403:
+                audit.record(engine, key, who.token_id, "forbidden", reason=exc.reason)
+            code = exc.alert[0] if exc.alert else "refused"
+            return JSONResponse({"detail": exc.reason, "code": code}, status_code=exc.status)
         ingested.inc(result.stored)
         if result.alerts:
             with engine.begin() as connection:
@@ -263,6 +318,7 @@ def create_app(engine: Engine, catalog: Catalog, settings: StoreSettings | None 
             rejected=result.rejected,
             reason=result.reason,
             head_seq=result.head_seq,
+            receipt=result.receipt,
         )
         return JSONResponse(payload.model_dump(), status_code=422 if result.rejected else 200)
 
@@ -278,6 +334,9 @@ def create_app(engine: Engine, catalog: Catalog, settings: StoreSettings | None 
         until: str | None = None,
         cursor: str | None = None,
         limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+        columns: Annotated[
+            bool, Query(description="also the stored searchable columns (for verify)")
+        ] = False,
     ) -> EvidencePage:
         require(who, tokens.Role.AGENT, tokens.Role.AUDITOR, tokens.Role.ADMIN)
         if who.role is tokens.Role.AGENT:
@@ -296,7 +355,11 @@ def create_app(engine: Engine, catalog: Catalog, settings: StoreSettings | None 
         try:
             with engine.connect() as connection:
                 rows, following = queries.list_evidence(
-                    connection, flt, limit=min(limit, conf.page_limit), cursor=cursor
+                    connection,
+                    flt,
+                    limit=min(limit, conf.page_limit),
+                    cursor=cursor,
+                    with_columns=columns,
                 )
         except ValueError as exc:
             raise HTTPException(422, str(exc)) from exc
@@ -304,6 +367,9 @@ def create_app(engine: Engine, catalog: Catalog, settings: StoreSettings | None 
             records=[r["record"] for r in rows],
             positions=[r["position"] for r in rows],
             next_cursor=following,
+            columns=[{**r["columns"], "controls": r["controls"]} for r in rows]
+            if columns
+            else None,
         )
 
     @app.get("/api/v1/controls", tags=["controls"])
@@ -363,7 +429,12 @@ def create_app(engine: Engine, catalog: Catalog, settings: StoreSettings | None 
         except tokens.TokenError as exc:
             raise no_longer_valid(who, exc) from exc
         audit.record(
-            engine, who.token_id, "token_created", role=str(body.role), token_id=token.split("_")[1]
+            engine,
+            key,
+            who.token_id,
+            "token_created",
+            role=str(body.role),
+            token_id=token.split("_")[1],
         )
         return TokenResponse(token=token)
 
@@ -377,7 +448,7 @@ def create_app(engine: Engine, catalog: Catalog, settings: StoreSettings | None 
                     raise HTTPException(404, f"no active token {token_id}")
         except tokens.TokenError as exc:
             raise no_longer_valid(who, exc) from exc
-        audit.record(engine, who.token_id, "token_revoked", token_id=token_id)
+        audit.record(engine, key, who.token_id, "token_revoked", token_id=token_id)
 
     @app.get("/api/v1/alerts", tags=["admin"])
     def list_alerts(who: Who) -> list[dict[str, Any]]:
@@ -387,6 +458,59 @@ def create_app(engine: Engine, catalog: Catalog, settings: StoreSettings | None 
                 dict(row._mapping)
                 for row in connection.execute(
                     select(alerts).order_by(alerts.c.id.desc()).limit(1000)
+                )
+            ]
+
+    @app.get("/.well-known/tillsyn-store-key", tags=["trust"])
+    def store_public_key() -> dict[str, str]:
+        """The store's public key (receipts and its chain are signed with it). Fetching it
+        from the store itself is trust on first use: pin it out of band
+        (`tillsyn store key`, `tillsyn store export-keys`) to catch a rewritten store."""
+        return key.public()
+
+    @app.get("/api/v1/store/chain", response_model=ChainPage, tags=["trust"])
+    def store_chain(
+        who: Who,
+        after: Annotated[int, Query(ge=0, le=2**53)] = 0,
+        limit: Annotated[int, Query(ge=1, le=1000)] = 1000,
+        agent: str | None = None,
+    ) -> ChainPage:
+        """The store's signed chain: enrolments, receipts, retention, audit events. An
+        agent credential reads only the entries about its own agent."""
+        require(who, tokens.Role.AGENT, tokens.Role.AUDITOR, tokens.Role.ADMIN)
+        if who.role is tokens.Role.AGENT:
+            agent = who.agent_id
+        with engine.connect() as connection:
+            found = chain.entries(connection, after=after, limit=limit + 1, agent_id=agent)
+        page = found[:limit]
+        return ChainPage(entries=page, next_after=page[-1]["seq"] if len(found) > limit else None)
+
+    @app.get("/api/v1/retention", tags=["trust"])
+    def retention_rows(who: Who) -> list[dict[str, Any]]:
+        """What retention removed, per agent, as the store's tables hold it."""
+        require(who, tokens.Role.AUDITOR, tokens.Role.ADMIN)
+        with engine.connect() as connection:
+            return [
+                {**row._mapping, "record_ids": json.loads(row.record_ids)}
+                for row in connection.execute(select(retention_log).order_by(retention_log.c.id))
+            ]
+
+    @app.get("/api/v1/audit", tags=["admin"])
+    def audit_rows(
+        who: Who,
+        after_id: Annotated[int, Query(ge=0, le=2**31 - 1)] = 0,  # audit_log.id: INTEGER
+        limit: Annotated[int, Query(ge=1, le=1000)] = 1000,
+    ) -> list[dict[str, Any]]:
+        """The audit log, oldest first, each row with the chain entry it derives from."""
+        require(who, tokens.Role.AUDITOR, tokens.Role.ADMIN)
+        with engine.connect() as connection:
+            return [
+                {**row._mapping, "detail": json.loads(row.detail)}
+                for row in connection.execute(
+                    select(audit_log)
+                    .where(audit_log.c.id > after_id)
+                    .order_by(audit_log.c.id)
+                    .limit(limit)
                 )
             ]
 

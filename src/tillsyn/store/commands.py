@@ -14,37 +14,55 @@ from sqlalchemy.exc import SQLAlchemyError
 from tillsyn.agent.config import default_state_dir
 from tillsyn.checks._spec import parse_duration
 from tillsyn.exitcodes import EXIT_FAILED, EXIT_OK, EXIT_USAGE
-from tillsyn.store import audit, tokens
+from tillsyn.store import audit, chain, storekey, tokens
 from tillsyn.store.database import open_engine, url_for, write_transaction
 from tillsyn.store.schema import migrate
+from tillsyn.store.storekey import KEY_ENV, StoreKey, StoreKeyError
+
+PINNED_KEYS_SCHEMA = "tillsyn.pinned-keys/v1"
 
 
 def serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from tillsyn.agent.catalog import Catalog
-    from tillsyn.store.app import create_app
-    from tillsyn.store.asgi import DATABASE_ENV
+    from tillsyn.store.app import StoreSettings, create_app
+    from tillsyn.store.asgi import DATABASE_ENV, SETTINGS_ENV
 
     if bool(args.tls_cert) != bool(args.tls_key):
         print("tillsyn: --tls-cert and --tls-key go together", file=sys.stderr)
         return EXIT_USAGE
     url = url_for(args.database, args.state_dir or default_state_dir())
     try:
-        engine = open_engine(url)
-        version = migrate(engine)
+        engine, key, version = _open_store(args, url)
     except SQLAlchemyError as exc:
         print(f"tillsyn: cannot open the store database: {exc}", file=sys.stderr)
         return EXIT_FAILED
+    except StoreKeyError as exc:
+        print(f"tillsyn: {exc}", file=sys.stderr)
+        return EXIT_FAILED
     print(
-        f"tillsyn store: schema version {version} at {engine.url.render_as_string()}",
+        f"tillsyn store: schema version {version} at {engine.url.render_as_string()}; "
+        f"signing with {key.key_id} ({key.path})",
         file=sys.stderr,
+    )
+    if args.auth_failure_limit < 1 or args.auth_failures_audited < 0:
+        print(
+            "tillsyn: --auth-failure-limit must be at least 1 and "
+            "--auth-failures-audited at least 0",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
+    settings = StoreSettings(
+        failure_limit=args.auth_failure_limit, failures_recorded=args.auth_failures_audited
     )
     certfile = str(args.tls_cert) if args.tls_cert else None
     keyfile = str(args.tls_key) if args.tls_key else None
     if args.workers > 1:
         engine.dispose()
         os.environ[DATABASE_ENV] = url
+        os.environ[KEY_ENV] = str(key.path)
+        os.environ[SETTINGS_ENV] = settings.to_env()
         uvicorn.run(
             "tillsyn.store.asgi:create",
             factory=True,
@@ -59,7 +77,7 @@ def serve(args: argparse.Namespace) -> int:
         )
     else:
         uvicorn.run(
-            create_app(engine, Catalog.load()),
+            create_app(engine, Catalog.load(), key, settings),
             host=args.host,
             port=args.port,
             log_level="info",
@@ -71,11 +89,33 @@ def serve(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _migrated_engine(args: argparse.Namespace) -> Engine:
-    """The store database the admin command names, its schema brought up to date."""
-    engine = open_engine(url_for(args.database, args.state_dir or default_state_dir()))
-    migrate(engine)
-    return engine
+def _open_store(args: argparse.Namespace, url: str) -> tuple[Engine, StoreKey, int]:
+    """The store's database (schema brought up to date) and its signing key.
+
+    The key is made on first use; a key other than the one the store's chain is signed
+    with is refused. What a store made before it had a key holds is vouched for once.
+    """
+    engine = open_engine(url)
+    version = migrate(engine)
+    state_dir = args.state_dir or default_state_dir()
+    path = storekey.key_path(state_dir, getattr(args, "key_file", None))
+    with engine.connect() as connection:
+        signed_with = chain.signing_key_id(connection)
+    # A store whose chain is already signed never gets a fresh key by accident: a
+    # missing file is an error naming the key the chain needs.
+    key = storekey.load_or_create(path, create=signed_with is None, needed=signed_with)
+    with write_transaction(engine) as connection:
+        storekey.check_matches(key, chain.signing_key_id(connection))
+        chain.adopt_unsigned(connection, key)
+    return engine, key, version
+
+
+def _admin_store(args: argparse.Namespace) -> tuple[Engine, StoreKey]:
+    """The store an admin command names; :class:`SQLAlchemyError` or StoreKeyError."""
+    engine, key, _ = _open_store(
+        args, url_for(args.database, args.state_dir or default_state_dir())
+    )
+    return engine, key
 
 
 def token_create(args: argparse.Namespace) -> int:
@@ -93,11 +133,13 @@ def token_create(args: argparse.Namespace) -> int:
         print(f"tillsyn: --expires: {exc}", file=sys.stderr)
         return EXIT_USAGE
     try:
-        engine = _migrated_engine(args)
-        with engine.begin() as connection:
+        engine, key = _admin_store(args)
+        with write_transaction(engine) as connection:
             token = tokens.create(connection, tokens.Role(role), expires_at=expires, note=args.note)
-        audit.record(engine, "cli", "token_created", role=role, token_id=token.split("_")[1])
-    except SQLAlchemyError as exc:
+            audit.append(
+                connection, key, "cli", "token_created", role=role, token_id=token.split("_")[1]
+            )
+    except (SQLAlchemyError, StoreKeyError) as exc:
         print(f"tillsyn: cannot open the store database: {exc}", file=sys.stderr)
         return EXIT_FAILED
     print(token)
@@ -107,10 +149,10 @@ def token_create(args: argparse.Namespace) -> int:
 def token_list(args: argparse.Namespace) -> int:
     """Show every token an admin manages; secrets and their hashes never leave the store."""
     try:
-        engine = _migrated_engine(args)
+        engine, _ = _admin_store(args)
         with engine.connect() as connection:
             found = tokens.listing(connection)
-    except SQLAlchemyError as exc:
+    except (SQLAlchemyError, StoreKeyError) as exc:
         print(f"tillsyn: cannot open the store database: {exc}", file=sys.stderr)
         return EXIT_FAILED
     now = datetime.now(UTC).isoformat()
@@ -133,12 +175,12 @@ def token_list(args: argparse.Namespace) -> int:
 def token_revoke(args: argparse.Namespace) -> int:
     """Revoke one token; an agent whose credential is revoked must enrol again."""
     try:
-        engine = _migrated_engine(args)
+        engine, key = _admin_store(args)
         with write_transaction(engine) as connection:
             done = tokens.revoke(connection, args.token_id)
-        if done:
-            audit.record(engine, "cli", "token_revoked", token_id=args.token_id)
-    except SQLAlchemyError as exc:
+            if done:
+                audit.append(connection, key, "cli", "token_revoked", token_id=args.token_id)
+    except (SQLAlchemyError, StoreKeyError) as exc:
         print(f"tillsyn: cannot open the store database: {exc}", file=sys.stderr)
         return EXIT_FAILED
     if not done:
@@ -161,18 +203,19 @@ def retention(args: argparse.Namespace) -> int:
         print(f"tillsyn: --older-than: {exc}", file=sys.stderr)
         return EXIT_USAGE
     try:
-        engine = _migrated_engine(args)
+        engine, key = _admin_store(args)
         with write_transaction(engine) as connection:
-            removed = retention_module.apply(connection, cutoff, actor="cli")
-        audit.record(
-            engine,
-            "cli",
-            "retention",
-            cutoff=cutoff.isoformat(),
-            agents=len(removed),
-            records=sum(r.count for r in removed),
-        )
-    except SQLAlchemyError as exc:
+            removed = retention_module.apply(connection, key, cutoff, actor="cli")
+            audit.append(
+                connection,
+                key,
+                "cli",
+                "retention",
+                cutoff=cutoff.isoformat(),
+                agents=len(removed),
+                records=sum(r.count for r in removed),
+            )
+    except (SQLAlchemyError, StoreKeyError) as exc:
         print(f"tillsyn: retention failed, nothing removed: {exc}", file=sys.stderr)
         return EXIT_FAILED
     for item in removed:
@@ -183,8 +226,82 @@ def retention(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def show_key(args: argparse.Namespace) -> int:
+    """The store's public key, for agents and auditors to pin out of band."""
+    try:
+        _, key = _admin_store(args)
+    except (SQLAlchemyError, StoreKeyError) as exc:
+        print(f"tillsyn: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    public = key.public()
+    if args.json:
+        print(json.dumps(public, sort_keys=True))
+    else:
+        print(f"{public['key_id']}  {public['public_key']}  ({key.path})")
+    return EXIT_OK
+
+
+def export_keys(args: argparse.Namespace) -> int:
+    """Every agent's enrolled key as the store's signed enrolment entries vouch for it.
+
+    An auditor keeps this file away from the store; ``tillsyn verify --store URL --pin
+    FILE`` then catches a key substituted later, even by someone who also holds the
+    store's key. An agent whose ``agents`` row disagrees with its signed enrolment is
+    refused here rather than pinned.
+    """
+    from tillsyn.agent.storetrust import ENROLMENT, StorePublicKey, check_entry
+    from tillsyn.store.queries import list_agents
+
+    try:
+        engine, key = _admin_store(args)
+        with engine.connect() as connection:
+            listed = list_agents(connection)
+            entries = {
+                a["agent_id"]: chain.latest(connection, ENROLMENT, a["agent_id"]) for a in listed
+            }
+    except (SQLAlchemyError, StoreKeyError) as exc:
+        print(f"tillsyn: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    public = StorePublicKey(key.public_key_raw)
+    pinned, bad = [], 0
+    for agent in listed:
+        entry = entries[agent["agent_id"]]
+        problem = "no signed enrolment" if entry is None else check_entry(entry, public)
+        if (
+            problem is None
+            and entry is not None
+            and entry["data"]["public_key"] != agent["public_key"]
+        ):
+            problem = "its key differs from the one its signed enrolment names"
+        if problem:
+            print(f"tillsyn: agent {agent['agent_id']} not exported: {problem}", file=sys.stderr)
+            bad += 1
+            continue
+        pinned.append(
+            {
+                "agent_id": agent["agent_id"],
+                "key_id": agent["key_id"],
+                "public_key": agent["public_key"],
+                "enrolled_at": agent["enrolled_at"],
+                "hostname": agent["hostname"],
+            }
+        )
+    document = {
+        "schema": PINNED_KEYS_SCHEMA,
+        "exported_at": datetime.now(UTC).isoformat(),
+        "store_key": key.public(),
+        "agents": pinned,
+    }
+    print(json.dumps(document, indent=2, sort_keys=True))
+    return EXIT_FAILED if bad else EXIT_OK
+
+
 def store_admin(args: argparse.Namespace) -> int:
     if args.store_command == "retention":
         return retention(args)
+    if args.store_command == "key":
+        return show_key(args)
+    if args.store_command == "export-keys":
+        return export_keys(args)
     actions = {"list": token_list, "revoke": token_revoke, "create": token_create}
     return actions[args.token_command](args)

@@ -15,13 +15,16 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy import Connection, select
 from sqlalchemy.exc import IntegrityError
 
 from tillsyn.agent.evidence import GENESIS_HASH, key_id, unb64
-from tillsyn.store import tokens
+from tillsyn.agent.storetrust import ENROLMENT
+from tillsyn.store import chain, tokens
 from tillsyn.store.schema import agents
+from tillsyn.store.storekey import StoreKey
 
 
 class EnrolmentError(Exception):
@@ -33,13 +36,16 @@ class EnrolmentError(Exception):
 
 def enrol(
     connection: Connection,
+    key: StoreKey,
     principal: tokens.Principal,
     agent_id: str,
     public_key: str,
     hostname: str = "",
     now: datetime | None = None,
-) -> str:
-    """Register ``agent_id`` with ``public_key`` (base64 raw Ed25519); return its agent token."""
+) -> tuple[str, dict[str, Any]]:
+    """Register ``agent_id`` with ``public_key`` (base64 raw Ed25519); return its agent
+    token and the store's signed enrolment entry (what ``verify --store`` checks the
+    ``agents`` table against)."""
     if principal.role not in (tokens.Role.ENROL, tokens.Role.ADMIN):
         raise EnrolmentError(403, f"a {principal.role} token cannot enrol agents")
     try:
@@ -74,10 +80,15 @@ def enrol(
         )
     except IntegrityError as exc:  # PostgreSQL: another enrolment of this id committed first
         raise EnrolmentError(409, taken) from exc
-    return tokens.create(
+    credential = tokens.create(
         connection,
         tokens.Role.AGENT,
         agent_id=agent_id,
         note=f"agent credential for {hostname or agent_id}",
         now=moment,
     )
+    row = connection.execute(select(agents).where(agents.c.agent_id == agent_id)).one()
+    entry = chain.append(
+        connection, key, ENROLMENT, chain.enrolment_data(row), agent_id=agent_id, now=moment
+    )
+    return credential, entry

@@ -22,11 +22,14 @@ from typing import Any
 from sqlalchemy import Connection, select
 from sqlalchemy.exc import IntegrityError
 
-from tillsyn.agent.catalog import Catalog, UnknownControlError
+from tillsyn.agent.catalog import Catalog
 from tillsyn.agent.evidence import RESULT, SCHEMA, SEAL, canonical_and_hash, unb64
+from tillsyn.agent.storetrust import RECEIPT
 from tillsyn.agent.verify import verify_chain
+from tillsyn.store import chain, columns
 from tillsyn.store.retention import chain_start
 from tillsyn.store.schema import agents, alerts, evidence, evidence_controls
+from tillsyn.store.storekey import StoreKey
 
 _REQUIRED = {
     RESULT: (
@@ -83,6 +86,10 @@ class IngestResult:
     rejected: int = 0
     reason: str | None = None
     head_seq: int = 0
+    head_hash: str = ""
+    agent_version: str | None = None
+    #: the store's signed receipt for what is stored (for a pure replay, the newest one)
+    receipt: dict[str, Any] | None = None
     alerts: list[tuple[str, str]] = field(default_factory=list)  # (kind, detail) to keep
 
 
@@ -115,13 +122,16 @@ def _check_shape(index: int, record: Any, agent_id: str) -> dict[str, Any]:
 
 def ingest(
     connection: Connection,
+    key: StoreKey,
     agent_id: str,
     records: Sequence[Any],
     catalog: Catalog,
     now: datetime | None = None,
 ) -> IngestResult:
-    """Store what verifies of ``records`` for ``agent_id`` (the caller holds a transaction)."""
-    moment = (now or datetime.now(UTC)).isoformat()
+    """Store what verifies of ``records`` for ``agent_id`` (the caller holds a transaction),
+    and sign a receipt for it: the store's chain is locked last, for the commit only."""
+    when = now or datetime.now(UTC)
+    moment = when.isoformat()
     batch = [_check_shape(i, r, agent_id) for i, r in enumerate(records)]
     agent = connection.execute(
         select(agents).where(agents.c.agent_id == agent_id).with_for_update()
@@ -129,7 +139,7 @@ def ingest(
     if agent is None:
         raise IngestError(403, f"agent {agent_id} is not enrolled")
     batch.sort(key=lambda r: r["seq"])
-    result = IngestResult(head_seq=agent.head_seq)
+    result = IngestResult(head_seq=agent.head_seq, head_hash=agent.head_hash)
 
     retired = chain_start(connection, agent_id)
     retired_seq = retired[0] if retired else 0
@@ -155,6 +165,7 @@ def ingest(
                 raise IngestError(409, reason, ("chain_conflict", reason))
     fresh = [r for r in batch if r["seq"] > agent.head_seq]
     if not fresh:
+        result.receipt = chain.latest(connection, RECEIPT, agent_id)
         return result
 
     trusted = {agent.key_id: unb64(agent.public_key)}
@@ -191,70 +202,39 @@ def ingest(
                 agent_version=last.get("agent_version"),
             )
         )
-        result.head_seq = last["seq"]
+        result.head_seq, result.head_hash = last["seq"], last["hash"]
+        result.agent_version = last.get("agent_version")
     result.stored = len(covered)
+    if covered:
+        data = chain.receipt_data(
+            result.head_seq, result.head_hash, result.agent_version, result.stored
+        )
+        result.receipt = chain.append(connection, key, RECEIPT, data, agent_id=agent_id, now=when)
+    else:
+        result.receipt = chain.latest(connection, RECEIPT, agent_id)
     return result
 
 
 def _rows(
     records: list[dict[str, Any]], texts: dict[int, str], catalog: Catalog, moment: str
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """Evidence rows and control rows (with roll-ups) for one executemany each."""
+    """Evidence rows and control rows (see :mod:`tillsyn.store.columns`) for one
+    executemany each."""
     evidence_rows: list[dict[str, Any]] = []
     control_rows: list[dict[str, Any]] = []
     for record in records:
-        is_result = record["kind"] == RESULT
         evidence_rows.append(
-            {
-                "agent_id": record["agent_id"],
-                "seq": record["seq"],
-                "record_id": record["record_id"],
-                "kind": record["kind"],
-                "run_id": record["run_id"],
-                "check_id": str(record["check"].get("id")) if is_result else None,
-                "status": record.get("status"),
-                "target_id": str(record["target"].get("id")) if is_result else None,
-                "resource": (
-                    f"{record['resource'].get('type')}:{record['resource'].get('id')}"
-                    if is_result
-                    else None
-                ),
-                "observed_at": str(record.get("observed_at") or record["sealed_at"]),
-                "received_at": moment,
-                "hash": record["hash"],
-                "body": texts[record["seq"]],
-            }
+            {**columns.derive(record), "received_at": moment, "body": texts[record["seq"]]}
         )
-        if not is_result:
-            continue
-        controls: set[str] = set()
-        for control in record["controls"]:
-            try:
-                controls.add(catalog.parse(str(control)))
-            except UnknownControlError:
-                controls.add(str(control)[:64])  # kept as written; matches no catalog query
         control_rows.extend(
             {"agent_id": record["agent_id"], "seq": record["seq"], "control": c}
-            for c in sorted(controls)
+            for c in columns.controls(record, catalog)
         )
     return evidence_rows, control_rows
 
 
-_EVIDENCE_COLUMNS = (
-    "agent_id",
-    "seq",
-    "record_id",
-    "kind",
-    "run_id",
-    "check_id",
-    "status",
-    "target_id",
-    "resource",
-    "observed_at",
-    "received_at",
-    "hash",
-    "body",
-)
+#: Every column COPY writes: the derived ones, then what the store adds.
+_EVIDENCE_COLUMNS = (*columns.DERIVED, "received_at", "body")
 
 
 def _insert(
@@ -270,8 +250,8 @@ def _insert(
         raw = connection.connection.driver_connection
         try:
             with raw.cursor() as cursor:  # type: ignore[union-attr]
-                columns = ", ".join(_EVIDENCE_COLUMNS)
-                with cursor.copy(f"COPY evidence ({columns}) FROM STDIN") as copy:
+                names = ", ".join(_EVIDENCE_COLUMNS)
+                with cursor.copy(f"COPY evidence ({names}) FROM STDIN") as copy:
                     for row in evidence_rows:
                         copy.write_row(tuple(row[c] for c in _EVIDENCE_COLUMNS))
                 with cursor.copy(

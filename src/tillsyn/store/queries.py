@@ -12,8 +12,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, and_, exists, func, select
+from sqlalchemy import Connection, and_, exists, func, select, tuple_
 
+from tillsyn.store.columns import DERIVED
 from tillsyn.store.schema import agents, evidence, evidence_controls
 
 STALE_FACTOR = 2
@@ -43,14 +44,21 @@ def _parse_cursor(cursor: str) -> tuple[str, int]:
 
 
 def list_evidence(
-    connection: Connection, flt: EvidenceFilter, *, limit: int, cursor: str | None
+    connection: Connection,
+    flt: EvidenceFilter,
+    *,
+    limit: int,
+    cursor: str | None,
+    with_columns: bool = False,
 ) -> tuple[list[dict[str, Any]], str | None]:
     """Records matching ``flt`` in (agent, seq) order, at most ``limit``, and the next cursor.
 
     Each comes with the position it is stored at, which equals its own ``seq`` unless
-    someone renumbered rows in the database: verification needs both to tell.
+    someone renumbered rows in the database: verification needs both to tell. With
+    ``with_columns``, also the searchable columns and control rows as stored, for the
+    verifier to compare with what it derives from the text itself.
     """
-    query = select(evidence.c.agent_id, evidence.c.seq, evidence.c.body)
+    query = select(*(evidence.c[name] for name in DERIVED), evidence.c.body)
     conditions = []
     if flt.controls:
         conditions.append(_mapped_to(flt.controls))
@@ -77,7 +85,25 @@ def list_evidence(
     ).all()
     page = rows[:limit]
     following = _cursor(page[-1].agent_id, page[-1].seq) if len(rows) > limit else None
-    return [{"position": row.seq, "record": json.loads(row.body)} for row in page], following
+    found = [{"position": row.seq, "record": json.loads(row.body)} for row in page]
+    if with_columns and page:
+        stored: dict[tuple[str, int], list[str]] = {}
+        for agent_id, seq, control in connection.execute(
+            select(
+                evidence_controls.c.agent_id, evidence_controls.c.seq, evidence_controls.c.control
+            )
+            .where(
+                tuple_(evidence_controls.c.agent_id, evidence_controls.c.seq).in_(
+                    [(row.agent_id, row.seq) for row in page]
+                )
+            )
+            .order_by(evidence_controls.c.control)
+        ):
+            stored.setdefault((agent_id, seq), []).append(control)
+        for item, row in zip(found, page, strict=True):
+            item["columns"] = {name: row._mapping[name] for name in DERIVED}
+            item["controls"] = stored.get((row.agent_id, row.seq), [])
+    return found, following
 
 
 def _mapped_to(controls: tuple[str, ...]) -> Any:
@@ -174,6 +200,7 @@ def list_agents(connection: Connection) -> list[dict[str, Any]]:
                 "last_seen_at": row.last_seen_at,
                 "agent_version": row.agent_version,
                 "head_seq": row.head_seq,
+                "head_hash": row.head_hash,
                 "records": int(counts.get(row.agent_id, 0)),
                 "resumes_at": {"seq": start[0], "hash": start[1]} if start else None,
             }

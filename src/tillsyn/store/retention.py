@@ -15,7 +15,10 @@ from datetime import UTC, datetime
 
 from sqlalchemy import Connection, and_, delete, select, text
 
+from tillsyn.agent.storetrust import RETENTION
+from tillsyn.store import chain
 from tillsyn.store.schema import agents, evidence, evidence_controls, retention_log
+from tillsyn.store.storekey import StoreKey
 
 
 @dataclass(frozen=True)
@@ -27,23 +30,35 @@ class Removed:
 
 
 def apply(
-    connection: Connection, cutoff: datetime, actor: str, now: datetime | None = None
+    connection: Connection,
+    key: StoreKey,
+    cutoff: datetime,
+    actor: str,
+    now: datetime | None = None,
 ) -> list[Removed]:
-    """Remove sealed evidence observed before ``cutoff``; the caller holds the transaction."""
-    moment = (now or datetime.now(UTC)).isoformat()
+    """Remove sealed evidence observed before ``cutoff``; the caller holds the transaction.
+
+    Each removal is an entry of the store's signed chain, and the ``retention_log`` row
+    (where the remaining chain resumes) is derived from it: a row forged in the
+    database, without the store's key, is caught by ``tillsyn verify --store``.
+    """
+    moment = now or datetime.now(UTC)
     limit = cutoff.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
     done: list[Removed] = []
+    # Ingest locks an agent's row, then the store chain; so does this, for every agent
+    # first and in one order, so that the two never wait for each other in a circle. A
+    # batch stored beside retention sees the chain before the removal or after it.
+    agent_ids = list(
+        connection.execute(
+            select(agents.c.agent_id).order_by(agents.c.agent_id).with_for_update()
+        ).scalars()
+    )
     if connection.dialect.name == "postgresql":
         connection.execute(text("SET LOCAL tillsyn.retention = 'on'"))
     else:
         connection.execute(text("INSERT OR REPLACE INTO store_flags VALUES ('retention', 1)"))
     try:
-        for agent_id in list(connection.execute(select(agents.c.agent_id)).scalars()):
-            # Ingest locks the same row: a batch stored beside retention sees the chain
-            # either before the removal or after it, never halfway (no false conflict).
-            connection.execute(
-                select(agents.c.agent_id).where(agents.c.agent_id == agent_id).with_for_update()
-            )
+        for agent_id in agent_ids:
             last_seal = connection.execute(
                 select(evidence.c.seq)
                 .where(
@@ -63,18 +78,23 @@ def apply(
             ).all()
             if not rows:
                 continue
+            data = {
+                "cutoff": limit,
+                "from_seq": rows[0].seq,
+                "to_seq": rows[-1].seq,
+                "first_hash": rows[0].hash,
+                "last_hash": rows[-1].hash,
+                "removed": len(rows),
+                "record_ids": [r.record_id for r in rows],
+                "actor": actor,
+            }
+            entry = chain.append(connection, key, RETENTION, data, agent_id=agent_id, now=moment)
             connection.execute(
                 retention_log.insert().values(
-                    at=moment,
-                    actor=actor,
+                    at=entry["at"],
                     agent_id=agent_id,
-                    cutoff=limit,
-                    from_seq=rows[0].seq,
-                    to_seq=rows[-1].seq,
-                    first_hash=rows[0].hash,
-                    last_hash=rows[-1].hash,
-                    removed=len(rows),
-                    record_ids=json.dumps([r.record_id for r in rows]),
+                    chain_seq=entry["seq"],
+                    **{**data, "record_ids": json.dumps(data["record_ids"])},
                 )
             )
             connection.execute(

@@ -105,6 +105,7 @@ audit_log = Table(
     Column("actor", Text, nullable=False),  # token id or "anonymous"
     Column("action", String(64), nullable=False),  # auth_failed, token_created, ...
     Column("detail", Text, nullable=False),  # JSON
+    Column("chain_seq", BigInteger),  # the signed store chain entry it was derived from (v3)
 )
 
 # What retention removed, per agent: the chain continues from (to_seq, last_hash), so
@@ -123,6 +124,33 @@ retention_log = Table(
     Column("last_hash", String(64), nullable=False),
     Column("removed", Integer, nullable=False),
     Column("record_ids", Text, nullable=False),  # JSON list
+    Column("chain_seq", BigInteger),  # the signed store chain entry it was derived from (v3)
+)
+
+# The store's own hash chain of signed entries (tillsyn.agent.storetrust): enrolments,
+# receipts, retention removals, audit events. The tables above that say who enrolled
+# with which key, how far an agent's chain reaches, what retention removed and what was
+# audited are derived from it, and `tillsyn verify --store` compares them (v3).
+store_chain = Table(
+    "store_chain",
+    metadata,
+    Column("seq", BigInteger, primary_key=True, autoincrement=False),
+    Column("kind", String(16), nullable=False),
+    Column("agent_id", String(36)),
+    Column("at", String(32), nullable=False),
+    Column("hash", String(64), nullable=False),
+    Column("body", Text, nullable=False),  # canonical JSON, signed by the store's key
+    Index("store_chain_agent", "agent_id", "kind", "seq"),
+)
+
+# One row: the chain's newest entry. Appending locks it, so entries are numbered and
+# linked one after another whichever worker process writes them.
+store_chain_head = Table(
+    "store_chain_head",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("seq", BigInteger, nullable=False),
+    Column("hash", String(64), nullable=False),
 )
 
 alerts = Table(
@@ -171,14 +199,64 @@ def _v1(connection: Connection) -> None:
 
 def _v2(connection: Connection) -> None:
     """Spent enrolment tokens say when and for which agent (v1 marked them revoked)."""
-    present = {c["name"] for c in inspect(connection).get_columns("tokens")}
-    for name, kind in (("used_at", "VARCHAR(32)"), ("used_by", "VARCHAR(36)")):
-        if name not in present:  # a database created at v2 already has them (create_all)
-            connection.execute(text(f"ALTER TABLE tokens ADD COLUMN {name} {kind}"))
+    _add_missing_columns(connection, "tokens", {"used_at": "VARCHAR(32)", "used_by": "VARCHAR(36)"})
+
+
+def _add_missing_columns(connection: Connection, table: str, columns: dict[str, str]) -> None:
+    """ALTER TABLE for the columns a database made by an older version lacks (a database
+    made by this version got them from ``create_all`` in v1)."""
+    present = {c["name"] for c in inspect(connection).get_columns(table)}
+    for name, kind in columns.items():
+        if name not in present:
+            connection.execute(text(f"ALTER TABLE {table} ADD COLUMN {name} {kind}"))
+
+
+#: Tables no one changes or removes rows from, retention included.
+_NEVER_CHANGED = ("store_chain", "audit_log", "retention_log")
+
+
+def _v3(connection: Connection) -> None:
+    """The store's signed chain, and the links from the tables derived from it."""
+    metadata.create_all(connection, tables=[store_chain, store_chain_head])
+    _add_missing_columns(connection, "audit_log", {"chain_seq": "BIGINT"})
+    _add_missing_columns(connection, "retention_log", {"chain_seq": "BIGINT"})
+    if connection.dialect.name == "sqlite":
+        for table in _NEVER_CHANGED:
+            for action in ("UPDATE", "DELETE"):
+                connection.execute(
+                    text(
+                        f"CREATE TRIGGER IF NOT EXISTS {table}_no_{action.lower()} BEFORE "
+                        f"{action} ON {table} BEGIN SELECT RAISE(ABORT, '{table} is "
+                        "append-only'); END"
+                    )
+                )
+    else:
+        connection.execute(
+            text(
+                """CREATE OR REPLACE FUNCTION tillsyn_append_only() RETURNS trigger AS $$
+                BEGIN RAISE EXCEPTION '% is append-only', TG_TABLE_NAME; END $$
+                LANGUAGE plpgsql"""
+            )
+        )
+        for table in _NEVER_CHANGED:
+            connection.execute(text(f"DROP TRIGGER IF EXISTS {table}_append_only ON {table}"))
+            connection.execute(
+                text(
+                    f"CREATE TRIGGER {table}_append_only BEFORE UPDATE OR DELETE ON {table} "
+                    "FOR EACH ROW EXECUTE FUNCTION tillsyn_append_only()"
+                )
+            )
+    connection.execute(
+        text(
+            "INSERT INTO store_chain_head (id, seq, hash) SELECT 1, 0, :genesis "
+            "WHERE NOT EXISTS (SELECT 1 FROM store_chain_head)"
+        ),
+        {"genesis": "0" * 64},
+    )
 
 
 #: Every migration in order; index + 1 is the schema version it produces.
-MIGRATIONS: tuple[Callable[[Connection], None], ...] = (_v1, _v2)
+MIGRATIONS: tuple[Callable[[Connection], None], ...] = (_v1, _v2, _v3)
 
 
 def current_version(connection: Connection) -> int:

@@ -1,0 +1,67 @@
+"""The searchable columns of a stored record, derived from its signed text, in one place.
+
+The store files each record under columns that queries, ``/metrics`` and KPIs read
+(status, kind, check, target, resource, time, controls). They are derived here at
+ingest, and ``tillsyn verify --store`` derives them again from the stored text with
+this same function and compares: a ``status`` edited from fail to pass in the
+database, with the signed text left alone, is caught. No I/O and no database import,
+so the verifier can use it too.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tillsyn.agent.catalog import Catalog, UnknownControlError
+from tillsyn.agent.evidence import RESULT
+
+#: The derived columns of the ``evidence`` table, in its order (``body`` aside).
+DERIVED = (
+    "agent_id",
+    "seq",
+    "record_id",
+    "kind",
+    "run_id",
+    "check_id",
+    "status",
+    "target_id",
+    "resource",
+    "observed_at",
+    "hash",
+)
+
+
+def derive(record: dict[str, Any]) -> dict[str, Any]:
+    """The values of :data:`DERIVED` for ``record`` (a schema-valid record)."""
+    is_result = record["kind"] == RESULT
+    return {
+        "agent_id": record["agent_id"],
+        "seq": record["seq"],
+        "record_id": record["record_id"],
+        "kind": record["kind"],
+        "run_id": record["run_id"],
+        "check_id": str(record["check"].get("id")) if is_result else None,
+        "status": record.get("status") if is_result else None,
+        "target_id": str(record["target"].get("id")) if is_result else None,
+        "resource": (
+            f"{record['resource'].get('type')}:{record['resource'].get('id')}"
+            if is_result
+            else None
+        ),
+        "observed_at": str(record.get("observed_at") or record["sealed_at"]),
+        "hash": record["hash"],
+    }
+
+
+def controls(record: dict[str, Any], catalog: Catalog) -> list[str]:
+    """The ``evidence_controls`` rows of ``record``: its control ids in canonical form,
+    sorted (an id the catalog does not know is kept as written; it matches no query)."""
+    if record["kind"] != RESULT:
+        return []
+    found: set[str] = set()
+    for control in record["controls"]:
+        try:
+            found.add(catalog.parse(str(control)))
+        except UnknownControlError:
+            found.add(str(control)[:64])
+    return sorted(found)
