@@ -74,7 +74,7 @@ def test_records_after_the_last_seal_are_held_back(
     build_chain(tmp_path, runs=1, per_run=2)
     identity = identity_module.load(tmp_path)
     store = LocalEvidence(tmp_path)
-    store.append([result_body(identity.agent_id, "r", 9)])
+    store.append([result_body(identity.agent_id, uuid7(), 9)])
     store.close()
     agent_id = _enrolled(engine, tmp_path)
     result = _ingest(engine, agent_id, _records(tmp_path), catalog)
@@ -141,10 +141,12 @@ def test_unenrolled_agents_and_malformed_records_are_refused(
         _ingest(engine, records[0]["agent_id"], records, catalog)
     agent_id = _enrolled(engine, tmp_path)
     for broken, says in (
-        ({**records[0], "seq": "1"}, "seq must be a positive integer"),
-        ({k: v for k, v in records[0].items() if k != "hash"}, "missing hash"),
-        ({**records[0], "status": "fine"}, "unknown status"),
-        ([1, 2], "not a JSON object"),
+        ({**records[0], "seq": "1"}, 'record 0: seq: "1" is not of type "integer"'),
+        ({**records[0], "seq": 0}, "record 0: seq: 0 is less than the minimum"),
+        ({k: v for k, v in records[0].items() if k != "hash"}, '"hash" is a required property'),
+        ({**records[0], "status": "fine"}, "record 0: status: "),
+        ([1, 2], "record 0: is a JSON array, not an object"),
+        ({**records[0], "kind": "other"}, "record 0: kind: must be 'result' or 'seal'"),
     ):
         with pytest.raises(IngestError, match=says):
             _ingest(engine, agent_id, [broken], catalog)
@@ -189,9 +191,12 @@ def test_a_record_id_stored_for_another_record_is_a_conflict(
     # Agent B signs a chain that reuses one of A's record ids: valid chain, clashing id.
     identity = identity_module.load(tmp_path / "b")
     store = LocalEvidence(tmp_path / "c")
-    clash = result_body(agent_b, "r", 1) | {"record_id": _records(tmp_path / "a")[0]["record_id"]}
+    run_id = uuid7()
+    clash = result_body(agent_b, run_id, 1) | {
+        "record_id": _records(tmp_path / "a")[0]["record_id"]
+    }
     store.append([clash])
-    store.seal(identity, "r", "test", uuid7())
+    store.seal(identity, run_id, "test", uuid7())
     store.close()
     with pytest.raises(IngestError) as caught:
         _ingest(engine, agent_b, _records(tmp_path / "c"), catalog)

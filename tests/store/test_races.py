@@ -24,6 +24,7 @@ from sqlalchemy import func, select
 
 from tests.support.chains import build_chain
 from tests.support.cli import tillsyn
+from tests.support.concurrency import at_once
 from tests.support.process import ServedStore, served_store
 from tillsyn.agent import identity as identity_module
 from tillsyn.agent.evidence import b64
@@ -44,29 +45,6 @@ def served(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[ServedSto
     audited_each = ("--auth-failure-limit", "100000", "--auth-failures-audited", "100000")
     with served_store(request.param, tmp_path, extra=audited_each) as store:
         yield store
-
-
-def _at_once(base: str, calls: list[Callable[[requests.Session], Any]]) -> list[Any]:
-    """Run every call in its own thread on its own warmed-up connection, released together
-    by a barrier, so the requests reach the server within a millisecond or so."""
-    barrier = threading.Barrier(len(calls))
-    answers: list[Any] = [None] * len(calls)
-
-    def worker(index: int, call: Callable[[requests.Session], requests.Response]) -> None:
-        with requests.Session() as session:
-            session.get(base + "/healthz", timeout=10)  # connection is open now
-            barrier.wait(timeout=30)
-            try:
-                answers[index] = call(session)
-            except requests.RequestException as exc:
-                answers[index] = exc
-
-    threads = [threading.Thread(target=worker, args=(i, c)) for i, c in enumerate(calls)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=120)
-    return answers
 
 
 def _enrol_call(
@@ -97,7 +75,7 @@ def _statuses(answers: list[Any]) -> list[int]:
     return sorted(a.status_code if isinstance(a, requests.Response) else -1 for a in answers)
 
 
-def test_one_enrolment_token_enrols_one_agent_however_many_ask_at_once(
+def test_one_enrolment_token_enrols_one_agent_however_many_askat_once(
     served: ServedStore,
 ) -> None:
     for trial in range(TRIALS):
@@ -105,9 +83,7 @@ def test_one_enrolment_token_enrols_one_agent_however_many_ask_at_once(
         token_id = token.split("_")[1]
         before_agents = _count(served, agents)
         before_audit = _count(served, audit_log)
-        answers = _at_once(
-            served.base, [_enrol_call(served.base, token) for _ in range(CONCURRENT)]
-        )
+        answers = at_once(served.base, [_enrol_call(served.base, token) for _ in range(CONCURRENT)])
         statuses = _statuses(answers)
         assert statuses.count(200) == 1, f"trial {trial}: {statuses}"
         refused = [a for a in answers if a.status_code != 200]
@@ -140,15 +116,15 @@ def test_one_enrolment_token_enrols_one_agent_however_many_ask_at_once(
         assert actions.count("agent_enrolled") == 1
         assert actions.count("enrol_refused") + actions.count("auth_failed") == CONCURRENT - 1
         # The spent token enrols nobody afterwards either.
-        late = _at_once(served.base, [_enrol_call(served.base, token)])[0]
+        late = at_once(served.base, [_enrol_call(served.base, token)])[0]
         assert late.status_code == 401
 
 
-def test_an_agent_id_is_enrolled_once_even_with_many_tokens_at_once(served: ServedStore) -> None:
+def test_an_agent_id_is_enrolled_once_even_with_many_tokensat_once(served: ServedStore) -> None:
     for trial in range(TRIALS):
         agent_id = str(uuid.uuid4())
         enrol_tokens = [served.token(tokens.Role.ENROL) for _ in range(CONCURRENT)]
-        answers = _at_once(
+        answers = at_once(
             served.base, [_enrol_call(served.base, t, agent_id) for t in enrol_tokens]
         )
         statuses = _statuses(answers)
@@ -218,7 +194,7 @@ def _revoke_while_pushing(
             )
 
     calls = [_push_call(served.base, c, r) for c, r in pushers]
-    answers = _at_once(served.base, [*calls, revoke_all])
+    answers = at_once(served.base, [*calls, revoke_all])
     assert all(isinstance(a, requests.Response) for a in answers[:-1]), answers
     return [
         (

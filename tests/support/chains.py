@@ -28,7 +28,13 @@ def result_body(agent_id: str, run_id: str, n: int) -> dict[str, Any]:
         "agent_id": agent_id,
         "agent_version": "test",
         "target": {"kind": "host", "id": "m", "name": "h"},
-        "check": {"id": "host.backup.recency", "version": "1", "family": "backup", "title": "t"},
+        "check": {
+            "id": "host.backup.recency",
+            "version": "1",
+            "family": "backup",
+            "title": "t",
+            "interval_seconds": 0,  # never stale: these records carry a fixed time
+        },
         "controls": ["iso27001:2022/A.8.13"],
         "status": "pass",
         "severity": "high",

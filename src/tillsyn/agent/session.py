@@ -16,7 +16,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from tillsyn import __version__
-from tillsyn.agent import exceptions, runner
+from tillsyn.agent import exceptions, recordschema, runner
 from tillsyn.agent.config import Config
 from tillsyn.agent.evidence import RESULT, SCHEMA, timestamp
 from tillsyn.agent.identity import AgentIdentity
@@ -95,7 +95,7 @@ class _Recorder:
             "duration_seconds": round(duration, 6),
         }
         exceptions.apply(self.exceptions, record, at)
-        return record
+        return recordschema.fit(record)
 
     def append(self, bodies: list[dict[str, Any]]) -> None:
         records = bodies

@@ -9,30 +9,34 @@ audit log. Request bodies are capped (413 beyond), and so is the batch length.
 import json
 import logging
 import time
-from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import Depends, FastAPI, HTTPException, Query, Request
 from fastapi.responses import JSONResponse, PlainTextResponse
 from pydantic import BaseModel, Field
 from sqlalchemy import Engine, select
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import (
+    DataError,
+    InterfaceError,
+    OperationalError,
+    SQLAlchemyError,
+)
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
 from tillsyn import __version__
+from tillsyn.agent import recordschema
 from tillsyn.agent.catalog import Catalog, UnknownControlError
+from tillsyn.agent.evidence import timestamp
 from tillsyn.store import audit, chain, enrolment, ingest, metrics, queries, tokens
 from tillsyn.store.database import write_transaction
+from tillsyn.store.guard import RequestGuard
 from tillsyn.store.schema import alerts, audit_log, retention_log
 from tillsyn.store.storekey import StoreKey
 from tillsyn.store.throttle import FailureThrottle
 
 logger = logging.getLogger("tillsyn.store")
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
 
 
 @dataclass(frozen=True)
@@ -51,55 +55,6 @@ class StoreSettings:
     @classmethod
     def from_env(cls, text: str) -> "StoreSettings":
         return cls(**json.loads(text))
-
-
-class _BodyLimit:
-    """Refuses request bodies over the limit with 413, without reading them into memory."""
-
-    def __init__(self, app: Callable[[Scope, Receive, Send], Awaitable[None]], limit: int) -> None:
-        self.app, self.limit = app, limit
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        declared = dict(scope.get("headers") or []).get(b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self.limit:
-            await _too_large(send, self.limit)
-            return
-        seen = 0
-
-        async def counted() -> Message:
-            nonlocal seen
-            message = await receive()
-            seen += len(message.get("body", b""))
-            if seen > self.limit:
-                raise _TooLargeError
-            return message
-
-        try:
-            await self.app(scope, counted, send)
-        except _TooLargeError:
-            await _too_large(send, self.limit)
-
-
-class _TooLargeError(Exception):
-    pass
-
-
-async def _too_large(send: Send, limit: int) -> None:
-    body = f'{{"detail":"request body exceeds {limit} bytes"}}'.encode()
-    await send(
-        {
-            "type": "http.response.start",
-            "status": 413,
-            "headers": [
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(body)).encode()),
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": body})
 
 
 class EnrolRequest(BaseModel):
@@ -146,6 +101,49 @@ class TokenResponse(BaseModel):
     token: str
 
 
+#: A free-text query parameter: bounded, so that no filter value is larger than any
+#: stored one can be.
+Text = Annotated[str | None, Query(max_length=256)]
+StatusName = Literal["pass", "fail", "error", "skip", "not_applicable"]
+
+
+class Subject(BaseModel):
+    """The newest result for one (agent, target, check, resource)."""
+
+    agent_id: str
+    target: dict[str, Any]
+    check: str
+    resource: dict[str, Any]
+    controls: list[str]
+    status: str
+    state: Literal["fresh", "stale"]
+    observed_at: str
+    message: str
+    excepted: bool
+
+
+class Compliance(BaseModel):
+    subject_count: int = Field(description="subjects mapped to the control or a sub-point")
+    counted: int = Field(description="subjects that count (not skip or not_applicable)")
+    compliant: int = Field(description="of those, a fresh pass")
+    stale: int
+    failing: int
+    errors: int
+    ratio: float | None = Field(description="compliant / counted; null when nothing counts")
+
+
+class ControlSummary(Compliance):
+    id: str
+    title: str
+    assessable: bool
+
+
+class ControlDetail(Compliance):
+    id: str
+    title: str
+    subjects: list[Subject]
+
+
 class EvidencePage(BaseModel):
     records: list[dict[str, Any]]
     positions: list[int] = Field(description="where each record is stored in its agent's chain")
@@ -174,14 +172,27 @@ def create_app(
     )
 
     @app.exception_handler(SQLAlchemyError)
-    def database_unavailable(_request: Request, exc: SQLAlchemyError) -> JSONResponse:
+    def database_error(_request: Request, exc: SQLAlchemyError) -> JSONResponse:
         """A database that is down, full or read-only is the store's problem, not the
-        client's: 503, so agents keep their outbox and retry later."""
-        logger.error("database error: %s", exc)
-        return JSONResponse(
-            {"detail": f"the store's database is unavailable ({type(exc).__name__}); retry later"},
-            status_code=503,
-        )
+        client's: 503, so agents keep their outbox and retry later. Anything else the
+        database refuses is a value no validation caught: never reported as an outage."""
+        if isinstance(exc, OperationalError | InterfaceError | PoolTimeoutError):
+            logger.error("database unavailable: %s", exc)
+            return JSONResponse(
+                {
+                    "detail": f"the store's database is unavailable ({type(exc).__name__}); "
+                    "retry later"
+                },
+                status_code=503,
+            )
+        if isinstance(exc, DataError):
+            logger.warning("a request value the database refused: %s", exc)
+            return JSONResponse(
+                {"detail": "a value in this request cannot be used by the store's database"},
+                status_code=422,
+            )
+        logger.exception("database error", exc_info=exc)
+        return JSONResponse({"detail": "internal error in the store"}, status_code=500)
 
     def principal(request: Request) -> tokens.Principal:
         now = time.time()
@@ -325,14 +336,14 @@ def create_app(
     @app.get("/api/v1/evidence", response_model=EvidencePage, tags=["evidence"])
     def read_evidence(
         who: Who,
-        control: str | None = None,
-        check: str | None = None,
-        agent: str | None = None,
-        target: str | None = None,
-        status: str | None = None,
-        since: str | None = None,
-        until: str | None = None,
-        cursor: str | None = None,
+        control: Text = None,
+        check: Text = None,
+        agent: Text = None,
+        target: Text = None,
+        status: StatusName | None = None,
+        since: Annotated[str | None, Query(max_length=64, description="RFC 3339")] = None,
+        until: Annotated[str | None, Query(max_length=64, description="RFC 3339")] = None,
+        cursor: Annotated[str | None, Query(max_length=128)] = None,
         limit: Annotated[int, Query(ge=1, le=1000)] = 100,
         columns: Annotated[
             bool, Query(description="also the stored searchable columns (for verify)")
@@ -349,8 +360,8 @@ def create_app(
             agent,
             target,
             status,
-            since,
-            until,
+            _instant(since, "since"),
+            _instant(until, "until"),
         )
         try:
             with engine.connect() as connection:
@@ -372,8 +383,8 @@ def create_app(
             else None,
         )
 
-    @app.get("/api/v1/controls", tags=["controls"])
-    def controls(who: Who, framework: str | None = None) -> list[dict[str, Any]]:
+    @app.get("/api/v1/controls", response_model=list[ControlSummary], tags=["controls"])
+    def controls(who: Who, framework: Text = None) -> list[dict[str, Any]]:
         require(who, tokens.Role.AUDITOR, tokens.Role.ADMIN)
         with engine.connect() as connection:
             subjects = queries.latest_per_subject(connection)
@@ -396,17 +407,25 @@ def create_app(
             )
         return rows
 
-    @app.get("/api/v1/controls/{control_id:path}", tags=["controls"])
+    @app.get(
+        "/api/v1/controls/{control_id:path}",
+        response_model=ControlDetail,
+        tags=["controls"],
+        responses={404: {"description": "no control id given"}},
+    )
     def control_detail(control_id: str, who: Who) -> dict[str, Any]:
+        """One control: the newest result of every subject mapped to it or a sub-point."""
         require(who, tokens.Role.AUDITOR, tokens.Role.ADMIN)
-        canonical = _control(catalog, control_id) or ""
+        canonical = _control(catalog, control_id)
+        if canonical is None:
+            raise HTTPException(404, "name a control, as in /api/v1/controls/iso27001:2022/A.8.13")
         with engine.connect() as connection:
             subjects = queries.latest_per_subject(connection, _with_subpoints(catalog, canonical))
         return {
             "id": canonical,
             "title": catalog[canonical].title,
-            "subjects": subjects,
             **queries.compliance(subjects),
+            "subjects": subjects,
         }
 
     @app.get("/api/v1/agents", tags=["agents"])
@@ -468,6 +487,12 @@ def create_app(
         (`tillsyn store key`, `tillsyn store export-keys`) to catch a rewritten store."""
         return key.public()
 
+    @app.get("/api/v1/schema/evidence", tags=["evidence"])
+    def evidence_schema() -> dict[str, Any]:
+        """The JSON Schema every pushed record must meet (`tillsyn.evidence/v1`): the
+        same document the agent's writer takes its limits from. Public, like the key."""
+        return recordschema.document()
+
     @app.get("/api/v1/store/chain", response_model=ChainPage, tags=["trust"])
     def store_chain(
         who: Who,
@@ -526,12 +551,28 @@ def create_app(
     def healthz() -> str:
         return f"ok {datetime.now(UTC).isoformat()}\n"
 
-    return _BodyLimit(app, conf.max_request_bytes)
+    return RequestGuard(app, conf.max_request_bytes)
 
 
 def _with_subpoints(catalog: Catalog, control: str | None) -> tuple[str, ...]:
     """A control and every sub-point under it: what a query on it must find."""
     return (control, *catalog.descendants(control)) if control else ()
+
+
+def _instant(text: str | None, name: str) -> str | None:
+    """``text`` (RFC 3339 with an offset) as the store writes times, so that comparing
+    the stored text compares instants; a value that is not one is the client's 422."""
+    if not text:
+        return None
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        moment = None
+    if moment is None or moment.tzinfo is None:
+        raise HTTPException(
+            422, f"{name} must be an RFC 3339 time with an offset, such as 2026-11-01T00:00:00Z"
+        )
+    return timestamp(moment.astimezone(UTC))
 
 
 def _control(catalog: Catalog, text: str | None) -> str | None:

@@ -31,6 +31,12 @@ DERIVED = (
 )
 
 
+def _text(value: str) -> str:
+    """``value`` as a column can hold it: PostgreSQL text cannot hold NUL, which a signed
+    free-text id may (the record's own text keeps it, escaped, as it was signed)."""
+    return value.replace("\x00", "\ufffd")
+
+
 def derive(record: dict[str, Any]) -> dict[str, Any]:
     """The values of :data:`DERIVED` for ``record`` (a schema-valid record)."""
     is_result = record["kind"] == RESULT
@@ -40,11 +46,11 @@ def derive(record: dict[str, Any]) -> dict[str, Any]:
         "record_id": record["record_id"],
         "kind": record["kind"],
         "run_id": record["run_id"],
-        "check_id": str(record["check"].get("id")) if is_result else None,
+        "check_id": _text(str(record["check"].get("id"))) if is_result else None,
         "status": record.get("status") if is_result else None,
-        "target_id": str(record["target"].get("id")) if is_result else None,
+        "target_id": _text(str(record["target"].get("id"))) if is_result else None,
         "resource": (
-            f"{record['resource'].get('type')}:{record['resource'].get('id')}"
+            _text(f"{record['resource'].get('type')}:{record['resource'].get('id')}")
             if is_result
             else None
         ),

@@ -37,9 +37,13 @@ def _cursor(agent_id: str, seq: int) -> str:
 
 
 def _parse_cursor(cursor: str) -> tuple[str, int]:
+    """(agent id, seq) from a cursor this module made; anything else is the caller's error
+    (a seq past 2**53 would overflow the database's integer, not just miss)."""
     agent_id, _, seq = cursor.rpartition(".")
-    if not agent_id or not seq.isdigit():
-        raise ValueError(f"malformed cursor {cursor!r}")
+    if not agent_id or len(agent_id) > 64 or not (seq.isascii() and seq.isdigit()):
+        raise ValueError(f"malformed cursor {cursor[:80]!r}: pass next_cursor as it was given")
+    if len(seq) > 16 or int(seq) > 2**53:
+        raise ValueError(f"cursor position out of range in {cursor[:80]!r}")
     return agent_id, int(seq)
 
 
@@ -167,7 +171,7 @@ def compliance(subjects: list[dict[str, Any]]) -> dict[str, Any]:
     counted = [s for s in subjects if s["status"] not in ("not_applicable", "skip")]
     compliant = [s for s in counted if s["status"] == "pass" and s["state"] == "fresh"]
     return {
-        "subjects": len(subjects),
+        "subject_count": len(subjects),
         "counted": len(counted),
         "compliant": len(compliant),
         "stale": sum(1 for s in subjects if s["state"] == "stale"),
