@@ -4,23 +4,25 @@ retention removes old evidence yet leaves a chain that verifies."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Engine, text
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from sqlalchemy import Connection, Engine, text
 
 from tests.support.chains import build_chain
 from tests.support.cli import tillsyn
 from tests.support.server import serving
 from tillsyn.agent import identity as identity_module
 from tillsyn.agent.catalog import Catalog
-from tillsyn.agent.evidence import b64
+from tillsyn.agent.evidence import GENESIS_HASH, b64, canonical, record_hash, seal_message
 from tillsyn.agent.localstore import LocalEvidence
-from tillsyn.store import enrolment, ingest, retention, tokens
+from tillsyn.store import audit, enrolment, ingest, retention, tokens
 from tillsyn.store.app import create_app
 from tillsyn.store.database import write_transaction
+from tillsyn.store.schema import retention_log
 from tillsyn.store.storekey import StoreKey
 
 
@@ -117,3 +119,127 @@ def test_retention_removes_old_sealed_evidence_and_the_rest_still_verifies(
     assert "4 records and 1 seals verified" in done.stdout
     with pytest.raises(Exception, match="append-only"), engine.begin() as connection:
         connection.execute(text("DELETE FROM evidence"))
+
+
+def _unguard_all(connection: Connection) -> None:
+    """What a login that owns the tables can do: switch every append-only guard off."""
+    if connection.dialect.name == "postgresql":
+        for table in ("evidence", "audit_log", "retention_log", "store_chain"):
+            connection.execute(text(f"ALTER TABLE {table} DISABLE TRIGGER USER"))
+        return
+    for (name,) in connection.execute(
+        text("SELECT name FROM sqlite_master WHERE type = 'trigger'")
+    ).all():
+        connection.execute(text(f'DROP TRIGGER "{name}"'))
+
+
+def _substitute_key(connection: Connection) -> None:
+    """Replace the agent's enrolled key by the attacker's and re-sign every seal with it,
+    rebuilding the whole chain, so that every record and seal verifies under the new key."""
+    forger = identity_module.AgentIdentity(agent_id="", private_key=Ed25519PrivateKey.generate())
+    rows = connection.execute(text("SELECT agent_id, seq, body FROM evidence ORDER BY seq")).all()
+    prev = GENESIS_HASH
+    for agent_id, seq, body in rows:
+        record = json.loads(body)
+        record["prev_hash"] = prev
+        if record["kind"] == "seal":
+            record["head_hash"] = prev
+            record["key_id"] = forger.key_id
+            record["public_key"] = b64(forger.public_key_raw)
+            record.pop("signature", None)
+            record.pop("hash", None)
+            record["signature"] = b64(forger.sign(seal_message(record)))
+        record["hash"] = prev = record_hash(record)
+        connection.execute(
+            text("UPDATE evidence SET body = :b, hash = :h WHERE agent_id = :a AND seq = :s"),
+            {"b": canonical(record).decode(), "h": prev, "a": agent_id, "s": seq},
+        )
+    connection.execute(
+        text("UPDATE agents SET public_key = :p, key_id = :k, head_hash = :h"),
+        {"p": b64(forger.public_key_raw), "k": forger.key_id, "h": prev},
+    )
+
+
+def _truncate_and_rewind(connection: Connection) -> None:
+    """Remove the newest run (records 5-8) and move the stored head back to record 4."""
+    connection.execute(text("DELETE FROM evidence_controls WHERE seq > 4"))
+    connection.execute(text("DELETE FROM evidence WHERE seq > 4"))
+    connection.execute(
+        text(
+            "UPDATE agents SET head_seq = 4, head_hash = (SELECT hash FROM evidence WHERE seq = 4)"
+        )
+    )
+
+
+def _forge_retention(connection: Connection) -> None:
+    """Remove the first run and claim, in retention_log, that retention did it."""
+    first = connection.execute(text("SELECT agent_id, hash FROM evidence WHERE seq = 1")).one()
+    last = connection.execute(text("SELECT hash FROM evidence WHERE seq = 4")).scalar()
+    ids = [r[0] for r in connection.execute(text("SELECT record_id FROM evidence WHERE seq <= 4"))]
+    connection.execute(text("DELETE FROM evidence_controls WHERE seq <= 4"))
+    connection.execute(text("DELETE FROM evidence WHERE seq <= 4"))
+    connection.execute(
+        retention_log.insert().values(
+            at=datetime.now(UTC).isoformat(),
+            actor="retention",
+            agent_id=first.agent_id,
+            cutoff=datetime.now(UTC).isoformat(),
+            from_seq=1,
+            to_seq=4,
+            first_hash=first.hash,
+            last_hash=last,
+            removed=4,
+            record_ids=json.dumps(ids),
+        )
+    )
+
+
+def _statement(*statements: str) -> Callable[[Connection], None]:
+    def run(connection: Connection) -> None:
+        for statement in statements:
+            connection.execute(text(statement))
+
+    return run
+
+
+@pytest.mark.parametrize(
+    ("attack", "says"),
+    [
+        (_statement("UPDATE evidence SET status = 'fail' WHERE seq = 2"), "column status"),
+        (_statement("UPDATE evidence SET kind = 'seal' WHERE seq = 2"), "column kind"),
+        (_statement("UPDATE evidence SET resource = 'x:y' WHERE seq = 6"), "column resource"),
+        (_statement("DELETE FROM evidence_controls WHERE seq = 3"), "controls"),
+        (_substitute_key, "key"),
+        (_truncate_and_rewind, "receipt"),
+        (_forge_retention, "retention_log row"),
+        (_statement("DELETE FROM audit_log"), "has no audit_log row: the row was removed"),
+    ],
+    ids=[
+        "status",
+        "kind",
+        "resource",
+        "control rows",
+        "key substitution",
+        "truncation with head rewind",
+        "forged retention row",
+        "deleted audit row",
+    ],
+)
+def test_verify_store_catches_what_the_stores_own_database_login_can_do(
+    engine: Engine,
+    catalog: Catalog,
+    tmp_path: Path,
+    store_key: StoreKey,
+    verify: object,
+    attack: Callable[[Connection], None],
+    says: str,
+) -> None:
+    _load(engine, store_key, tmp_path / "agent", catalog)
+    audit.record(engine, store_key, "admin-token", "token_created", role="auditor")
+    assert verify().returncode == 0  # type: ignore[operator]
+    with engine.begin() as connection:
+        _unguard_all(connection)
+        attack(connection)
+    done = verify()  # type: ignore[operator]
+    assert done.returncode == 1, done.stdout
+    assert says in done.stderr, done.stderr
