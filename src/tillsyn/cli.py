@@ -200,6 +200,25 @@ def _parser() -> argparse.ArgumentParser:
     revoke = token_commands.add_parser("revoke", help="revoke a token or an agent credential")
     revoke.add_argument("token_id", metavar="TOKEN_ID", help="the id `token list` shows")
     _store_location(revoke)
+    init_db = store_commands.add_parser(
+        "init-db",
+        help="create or migrate the schema as its owner; on PostgreSQL also set up the "
+        "least-privileged role `tillsyn serve` logs in as",
+    )
+    init_db.add_argument("--database", metavar="URL", help="the owner's login")
+    init_db.add_argument("--state-dir", type=Path, metavar="DIR")
+    init_db.add_argument(
+        "--app-role",
+        default="tillsyn_app",
+        metavar="NAME",
+        help="the application role (default tillsyn_app; created with LOGIN if missing)",
+    )
+    init_db.add_argument(
+        "--app-password-file",
+        type=Path,
+        metavar="FILE",
+        help="set the application role's password from this file (never printed)",
+    )
     keep = store_commands.add_parser(
         "retention", help="remove evidence older than an age (and record what was removed)"
     )

@@ -52,11 +52,20 @@ def database_for(backend: str, tmp_path: Path) -> tuple[str, Engine, str | None]
 
 @contextmanager
 def served_store(
-    backend: str, tmp_path: Path, workers: int = 2, extra: tuple[str, ...] = ()
+    backend: str,
+    tmp_path: Path,
+    workers: int = 2,
+    extra: tuple[str, ...] = (),
+    database: tuple[str, Engine] | None = None,
 ) -> Iterator[ServedStore]:
-    """Start ``tillsyn serve`` on ``backend`` ("sqlite" or "postgresql") until the block ends."""
-    url, engine, schema = database_for(backend, tmp_path)
-    migrate(engine)
+    """Start ``tillsyn serve`` on ``backend`` ("sqlite" or "postgresql") until the block
+    ends; on a fresh database, or on ``database`` (a URL to serve with, already
+    migrated, and an engine the test looks behind the API with; kept afterwards)."""
+    if database is None:
+        url, engine, schema = database_for(backend, tmp_path)
+        migrate(engine)
+    else:
+        (url, engine), schema = database, None
     state_dir = tmp_path / "store-state"
     port = free_port()
     log = (tmp_path / "serve.log").open("w")

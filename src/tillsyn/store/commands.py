@@ -296,7 +296,52 @@ def export_keys(args: argparse.Namespace) -> int:
     return EXIT_FAILED if bad else EXIT_OK
 
 
+def init_db(args: argparse.Namespace) -> int:
+    """Create or migrate the store's schema as its owner, and on PostgreSQL give the
+    application role ``tillsyn serve`` logs in as exactly what it needs (store/roles.py)."""
+    from tillsyn.store.roles import RoleError, grant_application_role
+
+    password = None
+    if args.app_password_file:
+        try:
+            password = args.app_password_file.read_text().strip()
+        except OSError as exc:
+            print(f"tillsyn: --app-password-file: {exc}", file=sys.stderr)
+            return EXIT_USAGE
+    url = url_for(args.database, args.state_dir or default_state_dir())
+    try:
+        engine = open_engine(url)
+        version = migrate(engine)
+        if engine.dialect.name != "postgresql":
+            print(
+                f"store schema version {version} at {engine.url.render_as_string()}\n"
+                "SQLite has no database roles: whoever can write this file can change it. "
+                "Keep the store's key (store.key) and the agents' receipts elsewhere; "
+                "`tillsyn verify --store` with them detects any change."
+            )
+            return EXIT_OK
+        with engine.begin() as connection:
+            granted = grant_application_role(connection, args.app_role, password)
+    except RoleError as exc:
+        print(f"tillsyn: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except SQLAlchemyError as exc:
+        print(f"tillsyn: cannot set up the store database: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    print(f"store schema version {version} at {engine.url.render_as_string()}")
+    print(f"application role {args.app_role} may:")
+    for line in granted:
+        print(f"  {line}")
+    print(
+        f"run `tillsyn serve --database postgresql://{args.app_role}@HOST/DB`; run "
+        "`tillsyn store retention` and later `tillsyn store init-db` as the owner"
+    )
+    return EXIT_OK
+
+
 def store_admin(args: argparse.Namespace) -> int:
+    if args.store_command == "init-db":
+        return init_db(args)
     if args.store_command == "retention":
         return retention(args)
     if args.store_command == "key":

@@ -255,8 +255,31 @@ def _v3(connection: Connection) -> None:
     )
 
 
+def _v4(connection: Connection) -> None:
+    """PostgreSQL: retention's DELETE passes the evidence trigger only for a role that
+    owns the table. The transaction-local flag retention sets can be set by any login;
+    on its own it no longer opens anything (see :mod:`tillsyn.store.roles`)."""
+    if connection.dialect.name != "postgresql":
+        return
+    connection.execute(
+        text(
+            """CREATE OR REPLACE FUNCTION tillsyn_evidence_append_only() RETURNS trigger AS $$
+            BEGIN
+                IF TG_OP = 'DELETE'
+                   AND current_setting('tillsyn.retention', true) = 'on'
+                   AND pg_has_role(current_user,
+                                   (SELECT relowner FROM pg_class WHERE oid = TG_RELID),
+                                   'MEMBER') THEN
+                    RETURN OLD;
+                END IF;
+                RAISE EXCEPTION 'evidence is append-only';
+            END $$ LANGUAGE plpgsql"""
+        )
+    )
+
+
 #: Every migration in order; index + 1 is the schema version it produces.
-MIGRATIONS: tuple[Callable[[Connection], None], ...] = (_v1, _v2, _v3)
+MIGRATIONS: tuple[Callable[[Connection], None], ...] = (_v1, _v2, _v3, _v4)
 
 
 def current_version(connection: Connection) -> int:
