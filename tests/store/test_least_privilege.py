@@ -7,7 +7,6 @@ in from 127.0.0.1); SQLite has no roles, and init-db says so plainly.
 
 from __future__ import annotations
 
-import json
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -18,13 +17,9 @@ import requests
 from sqlalchemy import Engine, create_engine, make_url, text
 from sqlalchemy.exc import DBAPIError
 
-from tests.support.chains import build_chain
 from tests.support.cli import tillsyn
 from tests.support.postgres import POSTGRES, drop_schema, postgres_engine
-from tests.support.process import ServedStore, served_store
-from tillsyn.agent import identity as identity_module
-from tillsyn.agent.evidence import b64
-from tillsyn.agent.localstore import LocalEvidence
+from tests.support.process import ServedStore, enrolled_chain, served_store
 from tillsyn.store import tokens
 
 
@@ -80,22 +75,11 @@ def _init_db(roles: Roles, state: Path) -> None:
 
 
 def _push_one_chain(store: ServedStore, state: Path) -> None:
-    build_chain(state, runs=2, per_run=3)
-    identity = identity_module.load(state)
-    enrolled = requests.post(
-        store.base + "/api/v1/enroll",
-        json={"agent_id": identity.agent_id, "public_key": b64(identity.public_key_raw)},
-        headers={"Authorization": f"Bearer {store.token(tokens.Role.ENROL)}"},
-        timeout=30,
-    )
-    assert enrolled.status_code == 200, enrolled.text
-    local = LocalEvidence(state)
-    records = [json.loads(body) for _, body in local.rows()]
-    local.close()
+    credential, records = enrolled_chain(store, state, runs=2, per_run=3)
     pushed = requests.post(
         store.base + "/api/v1/evidence",
         json={"records": records},
-        headers={"Authorization": f"Bearer {enrolled.json()['token']}"},
+        headers={"Authorization": f"Bearer {credential}"},
         timeout=30,
     )
     assert pushed.status_code == 200 and pushed.json()["stored"] == 8, pushed.text

@@ -8,7 +8,6 @@ and retention running beside an agent's replays never makes the store refuse the
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 import uuid
@@ -22,13 +21,10 @@ import requests
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import func, select
 
-from tests.support.chains import build_chain
 from tests.support.cli import tillsyn
 from tests.support.concurrency import at_once
-from tests.support.process import ServedStore, served_store
-from tillsyn.agent import identity as identity_module
+from tests.support.process import ServedStore, enrolled_chain, served_store
 from tillsyn.agent.evidence import b64
-from tillsyn.agent.localstore import LocalEvidence
 from tillsyn.store import tokens
 from tillsyn.store.schema import agents, audit_log, evidence
 from tillsyn.store.schema import tokens as tokens_table
@@ -146,19 +142,7 @@ def _enrolled_agent(
     served: ServedStore, state: Path, runs: int, sealed_at: datetime | None = None
 ) -> tuple[str, list[Any]]:
     """An agent with ``runs`` sealed runs in its outbox, enrolled; its credential and records."""
-    build_chain(state, runs=runs, per_run=40, sealed_at=sealed_at)
-    identity = identity_module.load(state)
-    answer = requests.post(
-        served.base + "/api/v1/enroll",
-        json={"agent_id": identity.agent_id, "public_key": b64(identity.public_key_raw)},
-        headers={"Authorization": f"Bearer {served.token(tokens.Role.ENROL)}"},
-        timeout=30,
-    )
-    assert answer.status_code == 200, answer.text
-    local = LocalEvidence(state)
-    records = [json.loads(body) for _, body in local.rows()]
-    local.close()
-    return answer.json()["token"], records
+    return enrolled_chain(served, state, runs, 40, sealed_at)
 
 
 def _push_call(base: str, credential: str, records: list[Any]) -> Callable[..., Any]:

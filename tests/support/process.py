@@ -7,19 +7,26 @@ socket. The test keeps an engine on the same database to look behind the API.
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import requests
 from sqlalchemy import Engine, create_engine
 
+from tests.support.chains import build_chain
 from tests.support.postgres import POSTGRES, drop_schema, postgres_engine
 from tests.support.server import free_port
+from tillsyn.agent import identity as identity_module
+from tillsyn.agent.evidence import b64
+from tillsyn.agent.localstore import LocalEvidence
 from tillsyn.store import tokens
 from tillsyn.store.schema import migrate
 
@@ -118,3 +125,27 @@ def served_store(
         engine.dispose()
         if schema:
             drop_schema(schema)
+
+
+def enrolled_chain(
+    store: ServedStore,
+    state: Path,
+    runs: int,
+    per_run: int,
+    sealed_at: datetime | None = None,
+) -> tuple[str, list[dict[str, Any]]]:
+    """An agent with ``runs`` sealed runs in its outbox, enrolled over HTTP with a fresh
+    enrolment token; its credential and the records of its chain."""
+    build_chain(state, runs=runs, per_run=per_run, sealed_at=sealed_at)
+    identity = identity_module.load(state)
+    answer = requests.post(
+        store.base + "/api/v1/enroll",
+        json={"agent_id": identity.agent_id, "public_key": b64(identity.public_key_raw)},
+        headers={"Authorization": f"Bearer {store.token(tokens.Role.ENROL)}"},
+        timeout=30,
+    )
+    assert answer.status_code == 200, answer.text
+    local = LocalEvidence(state)
+    records = [json.loads(body) for _, body in local.rows()]
+    local.close()
+    return answer.json()["token"], records
