@@ -7,6 +7,7 @@ import math
 import subprocess
 import sys
 from datetime import UTC, datetime, timedelta, timezone
+from unittest.mock import patch
 
 import pytest
 from hypothesis import given, settings
@@ -181,10 +182,14 @@ def test_one_walk_forms_equal_the_reference_forms(value: dict[str, object], dige
 
     import rfc8785
 
+    from tillsyn.agent import evidence
     from tillsyn.agent.evidence import canonical_and_hash
 
     record = {**value, "hash": digest}
-    full, content_hash = canonical_and_hash(record)
-    assert full == bytes(rfc8785.dumps(record))
     without = {k: v for k, v in record.items() if k != "hash"}
-    assert content_hash == hashlib.sha256(bytes(rfc8785.dumps(without))).hexdigest()
+    # both encoders: orjson (installed with the store) and the stdlib (an agent alone)
+    for encoder in (evidence._compact_sorted_encoder(), evidence._stdlib_compact):
+        with patch.object(evidence, "_compact_sorted", encoder):
+            full, content_hash = canonical_and_hash(record)
+        assert full == bytes(rfc8785.dumps(record))
+        assert content_hash == hashlib.sha256(bytes(rfc8785.dumps(without))).hexdigest()

@@ -47,7 +47,7 @@ def _enrolled(engine: Engine, state_dir: Path) -> str:
 
 def _ingest(engine: Engine, agent_id: str, records: list[dict[str, Any]], catalog: Catalog) -> Any:
     with engine.begin() as connection:
-        return ingest(connection, KEY, agent_id, records, catalog)
+        return ingest(connection, agent_id, records, catalog)
 
 
 def test_a_sealed_chain_is_stored_with_rolled_up_controls(

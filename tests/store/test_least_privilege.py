@@ -10,6 +10,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -19,7 +20,7 @@ from sqlalchemy.exc import DBAPIError
 
 from tests.support.cli import tillsyn
 from tests.support.postgres import POSTGRES, drop_schema, postgres_engine
-from tests.support.process import ServedStore, enrolled_chain, served_store
+from tests.support.process import ServedStore, enrolled_chain, push, served_store
 from tillsyn.store import tokens
 
 
@@ -75,13 +76,10 @@ def _init_db(roles: Roles, state: Path) -> None:
 
 
 def _push_one_chain(store: ServedStore, state: Path) -> None:
-    credential, records = enrolled_chain(store, state, runs=2, per_run=3)
-    pushed = requests.post(
-        store.base + "/api/v1/evidence",
-        json={"records": records},
-        headers={"Authorization": f"Bearer {credential}"},
-        timeout=30,
-    )
+    # sealed a day ago, so that retention of what is older than an hour removes it all
+    day_ago = datetime.now(UTC) - timedelta(days=1)
+    credential, records = enrolled_chain(store, state, runs=2, per_run=3, sealed_at=day_ago)
+    pushed = push(store, credential, records)
     assert pushed.status_code == 200 and pushed.json()["stored"] == 8, pushed.text
 
 
@@ -133,13 +131,13 @@ def test_the_application_role_serves_but_cannot_change_or_remove_anything(
 
     # Retention as the application role fails, with nothing removed; as the owner it works.
     as_app = tillsyn(
-        "store", "retention", "--older-than", "1s", "--database", roles.app_url,
+        "store", "retention", "--older-than", "1h", "--database", roles.app_url,
         "--state-dir", str(state_dir),
     )  # fmt: skip
     assert as_app.returncode != 0
     assert "nothing removed" in as_app.stderr
     as_owner = tillsyn(
-        "store", "retention", "--older-than", "1s", "--database", roles.owner_url,
+        "store", "retention", "--older-than", "1h", "--database", roles.owner_url,
         "--state-dir", str(state_dir),
     )  # fmt: skip
     assert as_owner.returncode == 0, as_owner.stderr

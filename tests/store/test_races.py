@@ -21,9 +21,8 @@ import requests
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import func, select
 
-from tests.support.cli import tillsyn
 from tests.support.concurrency import at_once
-from tests.support.process import ServedStore, enrolled_chain, served_store
+from tests.support.process import ServedStore, enrolled_chain, push, run_retention, served_store
 from tillsyn.agent.evidence import b64
 from tillsyn.store import tokens
 from tillsyn.store.schema import agents, audit_log, evidence
@@ -211,12 +210,7 @@ def test_retention_beside_concurrent_replays_never_refuses_them(
     credential, records = _enrolled_agent(
         served, tmp_path / "agent", runs=30, sealed_at=datetime.now(UTC) - timedelta(days=3)
     )
-    first = requests.post(
-        served.base + "/api/v1/evidence",
-        json={"records": records},
-        headers={"Authorization": f"Bearer {credential}"},
-        timeout=60,
-    )
+    first = push(served, credential, records)
     assert first.status_code == 200, first.text
     stop = threading.Event()
     seen: list[int] = []
@@ -237,16 +231,7 @@ def test_retention_beside_concurrent_replays_never_refuses_them(
         thread.start()
     try:
         # Sealed three days ago: retention at one day removes every record.
-        removed = tillsyn(
-            "store",
-            "retention",
-            "--older-than",
-            "1d",
-            "--database",
-            served.database,
-            "--state-dir",
-            str(served.state_dir),
-        )
+        removed = run_retention(served, "1d")
     finally:
         stop.set()
         for thread in threads:

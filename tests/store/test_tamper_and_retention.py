@@ -22,6 +22,7 @@ from tillsyn.agent.localstore import LocalEvidence
 from tillsyn.store import audit, enrolment, ingest, retention, tokens
 from tillsyn.store.app import create_app
 from tillsyn.store.database import write_transaction
+from tillsyn.store.receipts import ReceiptWriter
 from tillsyn.store.schema import retention_log
 from tillsyn.store.storekey import StoreKey
 
@@ -40,7 +41,7 @@ def _load(engine: Engine, key: StoreKey, state: Path, catalog: Catalog, runs: in
             enrolment.enrol(
                 connection, key, principal, identity.agent_id, b64(identity.public_key_raw), "host"
             )
-        ingest.ingest(connection, key, identity.agent_id, records, catalog)
+    ingest.store_batch(engine, ReceiptWriter(engine, key), identity.agent_id, records, catalog)
 
 
 def _unguarded(engine: Engine, *statements: str) -> None:

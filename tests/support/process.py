@@ -149,3 +149,29 @@ def enrolled_chain(
     records = [json.loads(body) for _, body in local.rows()]
     local.close()
     return answer.json()["token"], records
+
+
+def push(store: ServedStore, credential: str, records: list[dict[str, Any]]) -> requests.Response:
+    """POST ``records`` to the store as the agent holding ``credential``."""
+    return requests.post(
+        store.base + "/api/v1/evidence",
+        json={"records": records},
+        headers={"Authorization": f"Bearer {credential}"},
+        timeout=60,
+    )
+
+
+def run_retention(store: ServedStore, older_than: str) -> subprocess.CompletedProcess[str]:
+    """``tillsyn store retention --older-than OLDER_THAN`` on this store, as its admin."""
+    from tests.support.cli import tillsyn
+
+    return tillsyn(
+        "store",
+        "retention",
+        "--older-than",
+        older_than,
+        "--database",
+        store.database,
+        "--state-dir",
+        str(store.state_dir),
+    )

@@ -8,14 +8,15 @@ audit log. Request bodies are capped (413 beyond), and so is the batch length.
 
 import json
 import logging
+import threading
 import time
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
+import orjson
 from fastapi import Depends, FastAPI, HTTPException, Query, Request
-from fastapi.responses import JSONResponse, PlainTextResponse
-from pydantic import BaseModel, Field
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from sqlalchemy import Engine, select
 from sqlalchemy.exc import (
     DataError,
@@ -29,7 +30,42 @@ from tillsyn import __version__
 from tillsyn.agent import recordschema
 from tillsyn.agent.catalog import Catalog, UnknownControlError
 from tillsyn.agent.evidence import timestamp
-from tillsyn.store import audit, chain, enrolment, ingest, metrics, queries, tokens
+from tillsyn.store import (
+    audit,
+    chain,
+    enrolment,
+    ingest,
+    metrics,
+    queries,
+    receipts,
+    tokens,
+)
+from tillsyn.store.api_models import (
+    AUTHENTICATED,
+    DATABASE,
+    GUARDED,
+    INVALID,
+    AgentRow,
+    AlertRow,
+    AuditRow,
+    ChainPage,
+    ControlDetail,
+    ControlSummary,
+    EnrolRequest,
+    EnrolResponse,
+    EvidenceBatch,
+    EvidencePage,
+    IngestResponse,
+    Problem,
+    RetentionRow,
+    StatusName,
+    StorePublicKey,
+    Text,
+    TokenRequest,
+    TokenResponse,
+    ValidationProblem,
+    refusal,
+)
 from tillsyn.store.database import write_transaction
 from tillsyn.store.guard import RequestGuard
 from tillsyn.store.schema import alerts, audit_log, retention_log
@@ -47,6 +83,7 @@ class StoreSettings:
     public_metrics: bool = False  # /metrics without a token (a scraper on a private network)
     failure_limit: int = 30  # failed authentications per address and minute before 429
     failures_recorded: int = 5  # of those, audited one by one; the rest as one aggregate
+    ingest_concurrency: int = 4  # pushes per worker process checked and stored at once
 
     def to_env(self) -> str:
         """These settings for worker processes, which get only their environment."""
@@ -57,105 +94,20 @@ class StoreSettings:
         return cls(**json.loads(text))
 
 
-class EnrolRequest(BaseModel):
-    agent_id: str = Field(description="the agent's UUID (agent.id in its state directory)")
-    public_key: str = Field(description="raw Ed25519 public key, base64")
-    hostname: str = ""
-
-
-class EnrolResponse(BaseModel):
-    agent_id: str
-    token: str = Field(description="the agent's own credential; shown only here")
-    store_key: dict[str, str] = Field(
-        description="the store's public key, which signs receipts: keep it to check them"
-    )
-    enrolment: dict[str, Any] = Field(
-        description="the store's signed chain entry vouching for this agent's key"
-    )
-
-
-class EvidenceBatch(BaseModel):
-    records: list[dict[str, Any]] = Field(description="consecutive chain records, ending at a seal")
-
-
-class IngestResponse(BaseModel):
-    stored: int
-    duplicates: int
-    held_back: int = Field(description="records after the batch's last seal, not stored yet")
-    rejected: int
-    reason: str | None
-    head_seq: int
-    receipt: dict[str, Any] | None = Field(
-        default=None,
-        description="the store's signed acknowledgement of this agent's chain up to head_seq",
-    )
-
-
-class TokenRequest(BaseModel):
-    role: tokens.Role
-    expires_at: datetime | None = None
-    note: str = ""
-
-
-class TokenResponse(BaseModel):
-    token: str
-
-
-#: A free-text query parameter: bounded, so that no filter value is larger than any
-#: stored one can be.
-Text = Annotated[str | None, Query(max_length=256)]
-StatusName = Literal["pass", "fail", "error", "skip", "not_applicable"]
-
-
-class Subject(BaseModel):
-    """The newest result for one (agent, target, check, resource)."""
-
-    agent_id: str
-    target: dict[str, Any]
-    check: str
-    resource: dict[str, Any]
-    controls: list[str]
-    status: str
-    state: Literal["fresh", "stale"]
-    observed_at: str
-    message: str
-    excepted: bool
-
-
-class Compliance(BaseModel):
-    subject_count: int = Field(description="subjects mapped to the control or a sub-point")
-    counted: int = Field(description="subjects that count (not skip or not_applicable)")
-    compliant: int = Field(description="of those, a fresh pass")
-    stale: int
-    failing: int
-    errors: int
-    ratio: float | None = Field(description="compliant / counted; null when nothing counts")
-
-
-class ControlSummary(Compliance):
-    id: str
-    title: str
-    assessable: bool
-
-
-class ControlDetail(Compliance):
-    id: str
-    title: str
-    subjects: list[Subject]
-
-
-class EvidencePage(BaseModel):
-    records: list[dict[str, Any]]
-    positions: list[int] = Field(description="where each record is stored in its agent's chain")
-    next_cursor: str | None
-    columns: list[dict[str, Any]] | None = Field(
-        default=None, description="with columns=true: each record's stored searchable columns"
-    )
-
-
-class ChainPage(BaseModel):
-    entries: list[dict[str, Any]] = Field(description="signed store chain entries, in order")
-    next_after: int | None = Field(description="pass as `after` for the next page")
+async def _pushed_records(request: Request) -> list[Any]:
+    """The records of a push, parsed with orjson: a compiled parser, and no model copying
+    every record (FastAPI's json.loads and pydantic's pass over ``list[dict]`` were a
+    fifth of a push's time in bench/store_ingest.py). The record schema checks each one
+    at ingest; here only the envelope is checked."""
+    raw = await request.body()
+    try:
+        parsed = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise HTTPException(422, f"the body is not JSON: {exc}") from exc
+    if not isinstance(parsed, dict) or not isinstance(parsed.get("records"), list):
+        raise HTTPException(422, 'the body must be a JSON object {"records": [...]}')
+    records: list[Any] = parsed["records"]
+    return records
 
 
 def create_app(
@@ -165,10 +117,13 @@ def create_app(
     conf = settings or StoreSettings()
     registry, ingested = metrics.build_registry(engine, catalog)
     throttle = FailureThrottle(conf.failure_limit, conf.failures_recorded)
+    receipt_writer = receipts.ReceiptWriter(engine, key)
+    ingest_slots = threading.BoundedSemaphore(conf.ingest_concurrency)
     app = FastAPI(
         title="tillsyn store",
         version=__version__,
         description="Tamper-evident compliance evidence from tillsyn agents.",
+        responses=GUARDED,
     )
 
     @app.exception_handler(SQLAlchemyError)
@@ -262,7 +217,16 @@ def create_app(
             )
             raise HTTPException(403, f"a {who.role} token may not do this")
 
-    @app.post("/api/v1/enroll", response_model=EnrolResponse, tags=["agents"])
+    @app.post(
+        "/api/v1/enroll",
+        response_model=EnrolResponse,
+        tags=["agents"],
+        responses={
+            **AUTHENTICATED,
+            **INVALID,
+            409: refusal("this agent id is already enrolled"),
+        },
+    )
     def enroll(body: EnrolRequest, who: Who) -> EnrolResponse:
         try:
             with write_transaction(engine) as connection:
@@ -283,30 +247,50 @@ def create_app(
             raise HTTPException(exc.status, exc.reason, headers=headers) from exc
         audit.record(engine, key, who.token_id, "agent_enrolled", agent_id=body.agent_id)
         return EnrolResponse(
-            agent_id=body.agent_id, token=token, store_key=key.public(), enrolment=entry
+            agent_id=body.agent_id,
+            token=token,
+            store_key=StorePublicKey.model_validate(key.public()),
+            enrolment=entry,
         )
 
     @app.post(
         "/api/v1/evidence",
         response_model=IngestResponse,
         tags=["evidence"],
+        openapi_extra={
+            "requestBody": {
+                "required": True,
+                "content": {"application/json": {"schema": EvidenceBatch.model_json_schema()}},
+            }
+        },
         responses={
-            413: {"description": "body or batch too large"},
-            409: {"description": "the batch rewrites stored evidence"},
-            422: {"description": "malformed, or refused by the chain check"},
+            **AUTHENTICATED,
+            413: refusal("body or batch too large"),
+            409: refusal("the batch rewrites stored evidence"),
+            422: refusal(
+                "malformed, or refused by the chain check (a refused record: IngestResponse)",
+                ValidationProblem | Problem | IngestResponse,
+            ),
         },
     )
-    def push(body: EvidenceBatch, who: Who) -> Any:
+    def push(who: Who, records: Annotated[list[Any], Depends(_pushed_records)]) -> Any:
         require(who, tokens.Role.AGENT)
-        if len(body.records) > conf.max_batch:
+        if len(records) > conf.max_batch:
             raise HTTPException(413, f"a batch holds at most {conf.max_batch} records")
         if who.agent_id is None:  # agent tokens are bound at enrolment; never true
             raise HTTPException(403, "this agent token is bound to no agent")
         try:
-            with write_transaction(engine) as connection:
-                moment = datetime.now(UTC)
-                tokens.still_valid(connection, who, moment)
-                result = ingest.ingest(connection, key, who.agent_id, body.records, catalog, moment)
+            moment = datetime.now(UTC)
+            result = ingest.store_batch(
+                engine,
+                receipt_writer,
+                who.agent_id,
+                records,
+                catalog,
+                moment,
+                within=lambda connection: tokens.still_valid(connection, who, moment),
+                slots=ingest_slots,
+            )
         except tokens.TokenError as exc:
             raise no_longer_valid(who, exc) from exc
         except ingest.IngestError as exc:
@@ -333,7 +317,12 @@ def create_app(
         )
         return JSONResponse(payload.model_dump(), status_code=422 if result.rejected else 200)
 
-    @app.get("/api/v1/evidence", response_model=EvidencePage, tags=["evidence"])
+    @app.get(
+        "/api/v1/evidence",
+        response_model=EvidencePage,
+        tags=["evidence"],
+        responses={**AUTHENTICATED, **INVALID},
+    )
     def read_evidence(
         who: Who,
         control: Text = None,
@@ -383,7 +372,12 @@ def create_app(
             else None,
         )
 
-    @app.get("/api/v1/controls", response_model=list[ControlSummary], tags=["controls"])
+    @app.get(
+        "/api/v1/controls",
+        response_model=list[ControlSummary],
+        tags=["controls"],
+        responses={**AUTHENTICATED, **INVALID},
+    )
     def controls(who: Who, framework: Text = None) -> list[dict[str, Any]]:
         require(who, tokens.Role.AUDITOR, tokens.Role.ADMIN)
         with engine.connect() as connection:
@@ -411,7 +405,7 @@ def create_app(
         "/api/v1/controls/{control_id:path}",
         response_model=ControlDetail,
         tags=["controls"],
-        responses={404: {"description": "no control id given"}},
+        responses={**AUTHENTICATED, **INVALID, 404: refusal("no control id given")},
     )
     def control_detail(control_id: str, who: Who) -> dict[str, Any]:
         """One control: the newest result of every subject mapped to it or a sub-point."""
@@ -428,13 +422,20 @@ def create_app(
             "subjects": subjects,
         }
 
-    @app.get("/api/v1/agents", tags=["agents"])
+    @app.get(
+        "/api/v1/agents", response_model=list[AgentRow], tags=["agents"], responses=AUTHENTICATED
+    )
     def list_agents(who: Who) -> list[dict[str, Any]]:
         require(who, tokens.Role.AUDITOR, tokens.Role.ADMIN)
         with engine.connect() as connection:
             return queries.list_agents(connection)
 
-    @app.post("/api/v1/tokens", response_model=TokenResponse, tags=["admin"])
+    @app.post(
+        "/api/v1/tokens",
+        response_model=TokenResponse,
+        tags=["admin"],
+        responses={**AUTHENTICATED, **INVALID},
+    )
     def create_token(body: TokenRequest, who: Who) -> TokenResponse:
         require(who, tokens.Role.ADMIN)
         if body.role is tokens.Role.AGENT:
@@ -457,7 +458,16 @@ def create_app(
         )
         return TokenResponse(token=token)
 
-    @app.delete("/api/v1/tokens/{token_id}", status_code=204, tags=["admin"])
+    @app.delete(
+        "/api/v1/tokens/{token_id}",
+        status_code=204,
+        tags=["admin"],
+        responses={
+            **AUTHENTICATED,
+            **INVALID,
+            404: refusal("no active token with this id"),
+        },
+    )
     def revoke_token(token_id: str, who: Who) -> None:
         require(who, tokens.Role.ADMIN)
         try:
@@ -469,7 +479,9 @@ def create_app(
             raise no_longer_valid(who, exc) from exc
         audit.record(engine, key, who.token_id, "token_revoked", token_id=token_id)
 
-    @app.get("/api/v1/alerts", tags=["admin"])
+    @app.get(
+        "/api/v1/alerts", response_model=list[AlertRow], tags=["admin"], responses=AUTHENTICATED
+    )
     def list_alerts(who: Who) -> list[dict[str, Any]]:
         require(who, tokens.Role.AUDITOR, tokens.Role.ADMIN)
         with engine.connect() as connection:
@@ -480,7 +492,7 @@ def create_app(
                 )
             ]
 
-    @app.get("/.well-known/tillsyn-store-key", tags=["trust"])
+    @app.get("/.well-known/tillsyn-store-key", response_model=StorePublicKey, tags=["trust"])
     def store_public_key() -> dict[str, str]:
         """The store's public key (receipts and its chain are signed with it). Fetching it
         from the store itself is trust on first use: pin it out of band
@@ -493,12 +505,17 @@ def create_app(
         same document the agent's writer takes its limits from. Public, like the key."""
         return recordschema.document()
 
-    @app.get("/api/v1/store/chain", response_model=ChainPage, tags=["trust"])
+    @app.get(
+        "/api/v1/store/chain",
+        response_model=ChainPage,
+        tags=["trust"],
+        responses={**AUTHENTICATED, **INVALID},
+    )
     def store_chain(
         who: Who,
         after: Annotated[int, Query(ge=0, le=2**53)] = 0,
         limit: Annotated[int, Query(ge=1, le=1000)] = 1000,
-        agent: str | None = None,
+        agent: Text = None,
     ) -> ChainPage:
         """The store's signed chain: enrolments, receipts, retention, audit events. An
         agent credential reads only the entries about its own agent."""
@@ -510,7 +527,12 @@ def create_app(
         page = found[:limit]
         return ChainPage(entries=page, next_after=page[-1]["seq"] if len(found) > limit else None)
 
-    @app.get("/api/v1/retention", tags=["trust"])
+    @app.get(
+        "/api/v1/retention",
+        response_model=list[RetentionRow],
+        tags=["trust"],
+        responses=AUTHENTICATED,
+    )
     def retention_rows(who: Who) -> list[dict[str, Any]]:
         """What retention removed, per agent, as the store's tables hold it."""
         require(who, tokens.Role.AUDITOR, tokens.Role.ADMIN)
@@ -520,7 +542,12 @@ def create_app(
                 for row in connection.execute(select(retention_log).order_by(retention_log.c.id))
             ]
 
-    @app.get("/api/v1/audit", tags=["admin"])
+    @app.get(
+        "/api/v1/audit",
+        response_model=list[AuditRow],
+        tags=["admin"],
+        responses={**AUTHENTICATED, **INVALID},
+    )
     def audit_rows(
         who: Who,
         after_id: Annotated[int, Query(ge=0, le=2**31 - 1)] = 0,  # audit_log.id: INTEGER
@@ -539,7 +566,18 @@ def create_app(
                 )
             ]
 
-    @app.get("/metrics", response_class=PlainTextResponse, tags=["metrics"])
+    @app.get(
+        "/metrics",
+        response_class=Response,  # documented below: text, and JSON only for refusals
+        tags=["metrics"],
+        responses={
+            200: {
+                "description": "Prometheus text exposition format",
+                "content": {"text/plain": {"schema": {"type": "string"}}},
+            },
+            **(DATABASE if conf.public_metrics else AUTHENTICATED),
+        },
+    )
     def prometheus(request: Request) -> PlainTextResponse:
         if not conf.public_metrics:
             require(principal(request), tokens.Role.AUDITOR, tokens.Role.ADMIN)

@@ -10,11 +10,11 @@ it serialises everyone who writes, so it should be held for the commit only.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, func, select
 
 from tillsyn.agent.evidence import b64, canonical, record_hash, timestamp
 from tillsyn.agent.storetrust import (
@@ -28,6 +28,15 @@ from tillsyn.store.schema import agents, audit_log, retention_log, store_chain, 
 from tillsyn.store.storekey import StoreKey
 
 
+def lock(connection: Connection) -> Any:
+    """Lock the chain's head row for this transaction; returns it (seq, hash)."""
+    return connection.execute(
+        select(store_chain_head.c.seq, store_chain_head.c.hash)
+        .where(store_chain_head.c.id == 1)
+        .with_for_update()
+    ).one()
+
+
 def append(
     connection: Connection,
     key: StoreKey,
@@ -38,39 +47,73 @@ def append(
     now: datetime | None = None,
 ) -> dict[str, Any]:
     """Sign ``data`` as the next entry of the chain; returns the entry as stored."""
-    head = connection.execute(
-        select(store_chain_head.c.seq, store_chain_head.c.hash)
-        .where(store_chain_head.c.id == 1)
-        .with_for_update()
-    ).one()
-    entry: dict[str, Any] = {
-        "schema": SCHEMA,
-        "seq": int(head.seq) + 1,
-        "prev_hash": head.hash,
-        "kind": kind,
-        "at": timestamp(now or datetime.now(UTC)),
-        "agent_id": agent_id,
-        "data": dict(data),
-        "key_id": key.key_id,
-    }
-    entry["signature"] = b64(key.sign(signed_message(entry)))
-    entry["hash"] = record_hash(entry)
+    return append_many(connection, key, kind, [(agent_id, data, now)])[0]
+
+
+def append_many(
+    connection: Connection,
+    key: StoreKey,
+    kind: str,
+    items: Sequence[tuple[str | None, Mapping[str, Any], datetime | None]],
+) -> list[dict[str, Any]]:
+    """Sign each (agent id, data, time) of ``items`` as the next entries of the chain, in
+    order, under one lock of its head: one INSERT and one head UPDATE for them all."""
+    if not items:
+        return []
+    head = lock(connection)
+    seq, prev = int(head.seq), str(head.hash)
+    made: list[dict[str, Any]] = []
+    for agent_id, data, now in items:
+        seq += 1
+        entry: dict[str, Any] = {
+            "schema": SCHEMA,
+            "seq": seq,
+            "prev_hash": prev,
+            "kind": kind,
+            "at": timestamp(now or datetime.now(UTC)),
+            "agent_id": agent_id,
+            "data": dict(data),
+            "key_id": key.key_id,
+        }
+        entry["signature"] = b64(key.sign(signed_message(entry)))
+        entry["hash"] = prev = record_hash(entry)
+        made.append(entry)
     connection.execute(
-        store_chain.insert().values(
-            seq=entry["seq"],
-            kind=kind,
-            agent_id=agent_id,
-            at=entry["at"],
-            hash=entry["hash"],
-            body=canonical(entry).decode("utf-8"),
+        store_chain.insert(),
+        [
+            {
+                "seq": entry["seq"],
+                "kind": kind,
+                "agent_id": entry["agent_id"],
+                "at": entry["at"],
+                "hash": entry["hash"],
+                "body": canonical(entry).decode("utf-8"),
+            }
+            for entry in made
+        ],
+    )
+    connection.execute(
+        store_chain_head.update().where(store_chain_head.c.id == 1).values(seq=seq, hash=prev)
+    )
+    return made
+
+
+def newest_of(
+    connection: Connection, kind: str, agent_ids: Sequence[str]
+) -> dict[str, dict[str, Any]]:
+    """The newest entry of ``kind`` about each of ``agent_ids`` that has one, by agent."""
+    newest = (
+        select(store_chain.c.agent_id, func.max(store_chain.c.seq).label("seq"))
+        .where((store_chain.c.kind == kind) & store_chain.c.agent_id.in_(agent_ids))
+        .group_by(store_chain.c.agent_id)
+        .subquery()
+    )
+    rows = connection.execute(
+        select(store_chain.c.agent_id, store_chain.c.body).join(
+            newest, newest.c.seq == store_chain.c.seq
         )
-    )
-    connection.execute(
-        store_chain_head.update()
-        .where(store_chain_head.c.id == 1)
-        .values(seq=entry["seq"], hash=entry["hash"])
-    )
-    return entry
+    ).all()
+    return {row.agent_id: json.loads(row.body) for row in rows}
 
 
 def signing_key_id(connection: Connection) -> str | None:

@@ -38,25 +38,40 @@ def _text(value: str) -> str:
 
 
 def derive(record: dict[str, Any]) -> dict[str, Any]:
-    """The values of :data:`DERIVED` for ``record`` (a schema-valid record)."""
-    is_result = record["kind"] == RESULT
-    return {
-        "agent_id": record["agent_id"],
-        "seq": record["seq"],
-        "record_id": record["record_id"],
-        "kind": record["kind"],
-        "run_id": record["run_id"],
-        "check_id": _text(str(record["check"].get("id"))) if is_result else None,
-        "status": record.get("status") if is_result else None,
-        "target_id": _text(str(record["target"].get("id"))) if is_result else None,
-        "resource": (
-            _text(f"{record['resource'].get('type')}:{record['resource'].get('id')}")
-            if is_result
-            else None
-        ),
-        "observed_at": str(record.get("observed_at") or record["sealed_at"]),
-        "hash": record["hash"],
-    }
+    """The values of :data:`DERIVED` for ``record`` (a schema-valid record), by name."""
+    return dict(zip(DERIVED, values(record), strict=True))
+
+
+def values(record: dict[str, Any]) -> tuple[Any, ...]:
+    """The values of :data:`DERIVED` for ``record``, in that order (what ingest writes)."""
+    if record["kind"] == RESULT:
+        resource = record["resource"]
+        return (
+            record["agent_id"],
+            record["seq"],
+            record["record_id"],
+            RESULT,
+            record["run_id"],
+            _text(str(record["check"].get("id"))),
+            record.get("status"),
+            _text(str(record["target"].get("id"))),
+            _text(f"{resource.get('type')}:{resource.get('id')}"),
+            str(record.get("observed_at")),
+            record["hash"],
+        )
+    return (
+        record["agent_id"],
+        record["seq"],
+        record["record_id"],
+        record["kind"],
+        record["run_id"],
+        None,
+        None,
+        None,
+        None,
+        str(record.get("observed_at") or record["sealed_at"]),
+        record["hash"],
+    )
 
 
 def controls(record: dict[str, Any], catalog: Catalog) -> list[str]:
