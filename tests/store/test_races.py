@@ -21,6 +21,7 @@ import requests
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import func, select
 
+from tests.support.cli import tillsyn
 from tests.support.concurrency import at_once
 from tests.support.process import ServedStore, enrolled_chain, push, run_retention, served_store
 from tillsyn.agent.evidence import b64
@@ -70,7 +71,7 @@ def _statuses(answers: list[Any]) -> list[int]:
     return sorted(a.status_code if isinstance(a, requests.Response) else -1 for a in answers)
 
 
-def test_one_enrolment_token_enrols_one_agent_however_many_askat_once(
+def test_one_enrolment_token_enrols_one_agent_however_many_ask_at_once(
     served: ServedStore,
 ) -> None:
     for trial in range(TRIALS):
@@ -115,7 +116,7 @@ def test_one_enrolment_token_enrols_one_agent_however_many_askat_once(
         assert late.status_code == 401
 
 
-def test_an_agent_id_is_enrolled_once_even_with_many_tokensat_once(served: ServedStore) -> None:
+def test_an_agent_id_is_enrolled_once_even_with_many_tokens_at_once(served: ServedStore) -> None:
     for trial in range(TRIALS):
         agent_id = str(uuid.uuid4())
         enrol_tokens = [served.token(tokens.Role.ENROL) for _ in range(CONCURRENT)]
@@ -240,3 +241,42 @@ def test_retention_beside_concurrent_replays_never_refuses_them(
     assert f"{len(records)} records" in removed.stdout
     assert seen and set(seen) == {200}, sorted(set(seen))
     assert _count(served, evidence) == 0
+
+
+def test_verify_store_beside_concurrent_pushes_finds_nothing_wrong(
+    served: ServedStore, tmp_path: Path
+) -> None:
+    """Receipts are signed after each batch commits: a verify that reads the store while
+    agents push sees records not yet acknowledged, and must not call that a problem."""
+    pushers = []
+    for n in range(4):
+        state = tmp_path / f"agent{n}"
+        credential, records = enrolled_chain(served, state, runs=12, per_run=5)
+        runs = [records[i : i + 6] for i in range(0, len(records), 6)]  # one sealed run each
+        pushers.append((credential, runs))
+    token_file = tmp_path / "auditor.token"
+    token_file.write_text(served.token(tokens.Role.AUDITOR))
+    statuses: list[int] = []
+
+    def pusher(credential: str, runs: list[list[dict[str, Any]]]) -> Callable[[], None]:
+        def job() -> None:
+            for run in runs:
+                statuses.append(push(served, credential, run).status_code)
+
+        return job
+
+    threads = [threading.Thread(target=pusher(c, r)) for c, r in pushers]
+    for thread in threads:
+        thread.start()
+    verdicts = []
+    while any(thread.is_alive() for thread in threads) or not verdicts:
+        verdicts.append(tillsyn("verify", "--store", served.base, "--token-file", str(token_file)))
+    for thread in threads:
+        thread.join(timeout=120)
+    assert statuses == [200] * 48
+    for done in verdicts:
+        assert done.returncode == 0, done.stderr
+    final = tillsyn("verify", "--store", served.base, "--token-file", str(token_file))
+    assert final.returncode == 0, final.stderr
+    assert "stored since" not in final.stdout  # every batch got its receipt
+    assert final.stdout.count("72 records and 12 seals verified") == 4

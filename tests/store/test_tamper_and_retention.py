@@ -244,3 +244,32 @@ def test_verify_store_catches_what_the_stores_own_database_login_can_do(
     done = verify()  # type: ignore[operator]
     assert done.returncode == 1, done.stdout
     assert says in done.stderr, done.stderr
+
+
+def test_records_stored_before_their_receipt_verify_and_a_replay_gets_the_receipt(
+    engine: Engine, catalog: Catalog, tmp_path: Path, store_key: StoreKey, verify: object
+) -> None:
+    state = tmp_path / "agent"
+    _load(engine, store_key, state, catalog)  # records 1-8, acknowledged
+    build_chain(state, runs=1, per_run=3)  # records 9-12 in the outbox
+    identity = identity_module.load(state)
+    local = LocalEvidence(state)
+    records = [json.loads(body) for _, body in local.rows()]
+    local.close()
+    # The store stops after the batch's transaction commits and before its receipt.
+    with write_transaction(engine) as connection:
+        assert ingest.ingest(connection, identity.agent_id, records, catalog).stored == 4
+    done = verify()  # type: ignore[operator]
+    assert done.returncode == 0, done.stderr
+    assert "12 records and 3 seals verified (4 stored since the store's newest receipt)" in (
+        done.stdout
+    )
+    # The agent got no receipt, so it sends the batch again: that replay gets one.
+    again = ingest.store_batch(
+        engine, ReceiptWriter(engine, store_key), identity.agent_id, records, catalog
+    )
+    assert (again.stored, again.duplicates) == (0, 12)
+    assert again.receipt is not None and again.receipt["data"]["head_seq"] == 12
+    done = verify()  # type: ignore[operator]
+    assert done.returncode == 0, done.stderr
+    assert "stored since" not in done.stdout

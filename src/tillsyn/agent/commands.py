@@ -297,9 +297,14 @@ def _verify_store(args: argparse.Namespace) -> int:
                     file=sys.stderr,
                 )
         else:
+            waiting = (
+                f" ({agent.unacknowledged} stored since the store's newest receipt)"
+                if agent.unacknowledged
+                else ""
+            )
             print(
                 f"agent {agent.agent_id} ({agent.hostname}): {agent.records} records and "
-                f"{agent.seals} seals verified"
+                f"{agent.seals} seals verified{waiting}"
             )
     records = sum(a.records for a in verdict.agents)
     receipts = f"; {verdict.receipts_checked} receipts checked" if args.receipts else ""

@@ -63,6 +63,9 @@ class AgentVerdict:
     records: int = 0
     seals: int = 0
     problems: list[str] = field(default_factory=list)
+    #: records stored after the newest receipt (verified by the agent's seals; a push
+    #: under way, or a store stopped before signing its receipt)
+    unacknowledged: int = 0
 
 
 @dataclass
@@ -248,8 +251,10 @@ def _verify_agent(
             f"entries say {start[0]}: a retention row was forged or removed"
         )
     stored: list[tuple[int, str]] = []
+    hashes: dict[int, Any] = {}
     for position, record, columns in reader.evidence(agent["agent_id"]):
         stored.append((position, canonical(record).decode()))
+        hashes[position] = record.get("hash") if isinstance(record, dict) else None
         problems.extend(_column_problems(position, record, columns, catalog))
     chain = verify_chain(
         stored, trusted_keys={key_id(raw): raw}, agent_id=agent["agent_id"], start=start
@@ -266,17 +271,27 @@ def _verify_agent(
     receipt = receipts[-1]
     data = receipt["data"]
     head = (int(data["head_seq"]), str(data["head_hash"]))
-    if (agent["head_seq"], agent["head_hash"]) != head:
+    listed = (int(agent["head_seq"]), str(agent["head_hash"]))
+    # Records stored after the newest receipt (a push under way, or a store stopped before
+    # its receipt) are not a problem: the agent's own seals verified them above, and the
+    # agent, which got no receipt for them, sends them again. Fewer records than a receipt
+    # vouches for, or others, are.
+    if listed[0] < head[0] or (listed[0] == head[0] and listed != head):
         problems.append(
-            f"the store says its chain ends at {agent['head_seq']}, but its newest signed "
+            f"the store says its chain ends at {listed[0]}, but its newest signed "
             f"receipt is for record {head[0]}"
         )
-    if (chain.head_seq, chain.head_hash) != head and head[0] > start[0]:
+    if head[0] > start[0] and chain.head_seq < head[0]:
         problems.append(
             f"the store acknowledged record {head[0]} (receipt {receipt['seq']}) but holds "
             f"records only to {chain.head_seq}: records after it were deleted"
         )
-    if not data.get("adopted"):
+    elif head[0] > start[0] and hashes.get(head[0]) != head[1]:
+        problems.append(
+            f"record {head[0]} is not the one receipt {receipt['seq']} acknowledged: replaced"
+        )
+    verdict.unacknowledged = max(0, chain.head_seq - head[0])
+    if listed == head and not data.get("adopted"):
         if _instant(agent.get("last_seen_at")) != _instant(receipt["at"]):
             problems.append("agents.last_seen_at differs from its newest signed receipt")
         if agent.get("agent_version") != data.get("agent_version"):

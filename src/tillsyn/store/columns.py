@@ -81,8 +81,12 @@ def controls(record: dict[str, Any], catalog: Catalog) -> list[str]:
         return []
     found: set[str] = set()
     for control in record["controls"]:
+        text = str(control)
+        if text in catalog:  # canonical already, as agents write them: no parsing
+            found.add(text)
+            continue
         try:
-            found.add(catalog.parse(str(control)))
+            found.add(catalog.parse(text))
         except UnknownControlError:
-            found.add(str(control)[:64])
+            found.add(text[:64])
     return sorted(found)
