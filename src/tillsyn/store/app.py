@@ -293,6 +293,10 @@ def create_app(
             )
         except tokens.TokenError as exc:
             raise no_longer_valid(who, exc) from exc
+        except TimeoutError as exc:  # the batch is stored; its replay gets the receipt
+            raise HTTPException(
+                503, "the store could not sign a receipt in time; retry later"
+            ) from exc
         except ingest.IngestError as exc:
             if exc.alert:
                 with engine.begin() as connection:

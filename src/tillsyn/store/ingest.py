@@ -122,7 +122,7 @@ def ingest(
 ) -> IngestResult:
     """Store what verifies of ``records`` for ``agent_id`` (the caller holds a transaction).
     ``receipt`` is set when a receipt already vouches for the stored head (a replay);
-    otherwise the caller signs one with :func:`acknowledge` once this has committed."""
+    otherwise the caller asks for one once this has committed (:func:`store_batch`)."""
     when = now or datetime.now(UTC)
     moment = when.isoformat()
     batch = [_check_shape(i, r, agent_id) for i, r in enumerate(records)]
