@@ -113,3 +113,16 @@ def test_a_plugin_that_failed_to_load_leaves_an_accepted_error_record(tmp_path: 
     recorder.append([_problem_body(recorder, problem, datetime.now(UTC))])
     assert summary.records[0]["status"] == "error"
     _assert_store_accepts(summary.records)
+
+
+def test_observations_nested_too_deep_are_replaced_by_a_note(tmp_path: Path) -> None:
+    recorder, _, summary = _recorder(tmp_path)
+    deep: object = "leaf"
+    for _ in range(100):
+        deep = {"child": deep}
+    result = Result(Status.PASS, Resource("file", "/etc"), "deep", observed=deep)
+    recorder.append(
+        [recorder.body(CHECK, ["iso27001:2022/A.8.15"], "low", result, datetime.now(UTC), 0.1)]
+    )
+    assert "nested deeper" in summary.records[0]["observed"]["cut"]
+    _assert_store_accepts(summary.records)

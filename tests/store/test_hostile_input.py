@@ -72,7 +72,10 @@ class Agent:
         done = []
         for body in bodies:
             record = dict(body, seq=self.seq + 1, prev_hash=self.head)
-            record["hash"] = record_hash(record)
+            try:
+                record["hash"] = record_hash(record)
+            except RecursionError:  # too deep for any reference encoder: refused first
+                record["hash"] = "0" * 64
             self.seq, self.head = record["seq"], record["hash"]
             done.append(record)
         seal: dict[str, Any] = {
@@ -140,6 +143,13 @@ def _set(path: str, value: Any) -> Any:
     return mutate
 
 
+def _nested(levels: int) -> Any:
+    value: Any = 1
+    for _ in range(levels):
+        value = [value]
+    return value
+
+
 ODD_RECORDS = {
     "target": (_set("target", "host-a"), "target"),
     "resource": (_set("resource", "/etc/passwd"), "resource"),
@@ -153,6 +163,9 @@ ODD_RECORDS = {
     "controls": (_set("controls", "iso27001:2022/A.8.13"), "controls"),
     "extra field": (_set("check.extra", 1), "check"),
     "bool as seconds": (_set("duration_seconds", True), "duration_seconds"),
+    "year 0000": (_set("observed_at", "0000-01-01T00:00:00.000000Z"), "observed_at"),
+    "256 levels": (_set("observed", _nested(256)), "observed: nested deeper than 32"),
+    "800 levels": (_set("observed", _nested(800)), "observed: nested deeper than 32"),
 }
 
 
@@ -387,3 +400,52 @@ def test_an_agent_id_that_is_not_a_uuid_cannot_enrol(served: ServedStore) -> Non
             timeout=30,
         )
         assert 400 <= got.status_code < 500, (agent_id[:20], got.status_code, got.text)
+
+
+def test_a_record_over_the_size_limit_is_refused_though_the_body_fits(
+    served: ServedStore, tmp_path: Path
+) -> None:
+    agent = Agent(served, tmp_path)
+    run_id = uuid7()
+    big = agent.body(0, run_id)
+    big["observed"] = {"lines": ["x" * 1000] * 2000}  # 2 MB, under the 8 MiB body limit
+    answer = agent.push(agent.run([big]))
+    assert answer.status_code == 422, answer.text
+    assert "over the 1048576-byte record limit" in answer.json()["detail"]
+    assert _stored(served, agent.identity.agent_id) == 0
+
+
+def test_a_lone_surrogate_anywhere_gets_422(served: ServedStore) -> None:
+    enrol = f'{{"agent_id":"{uuid.uuid4()}","public_key":"{b64(b"k" * 32)}","hostname":"\\ud800"}}'
+    for path, token, body in (
+        ("/api/v1/enroll", served.token(tokens.Role.ENROL), enrol),
+        ("/api/v1/tokens", served.token(tokens.Role.ADMIN), '{"role":"auditor","note":"\\ud800"}'),
+    ):
+        got = requests.post(
+            served.base + path,
+            data=body.encode(),
+            headers={**_auth(token), "Content-Type": "application/json"},
+            timeout=30,
+        )
+        assert got.status_code == 422, (path, got.status_code, got.text)
+
+
+def test_a_chunked_body_over_the_limit_gets_413(served: ServedStore, tmp_path: Path) -> None:
+    agent = Agent(served, tmp_path)
+
+    def chunks() -> Iterator[bytes]:
+        for _ in range(10):
+            yield b"x" * (1024 * 1024)
+
+    for path, token in (
+        ("/api/v1/evidence", agent.token),
+        ("/api/v1/tokens", served.token(tokens.Role.ADMIN)),
+    ):
+        got = requests.post(
+            served.base + path,
+            data=chunks(),  # no Content-Length: counted as it arrives
+            headers={**_auth(token), "Content-Type": "application/json"},
+            timeout=60,
+        )
+        assert got.status_code == 413, (path, got.status_code, got.text[:200])
+        assert "exceeds" in got.json()["detail"]

@@ -27,7 +27,11 @@ from tillsyn.store.schema import retention_log
 from tillsyn.store.storekey import StoreKey
 
 
-def _load(engine: Engine, key: StoreKey, state: Path, catalog: Catalog, runs: int = 2) -> None:
+def _enrolled_records(
+    engine: Engine, key: StoreKey, state: Path, runs: int
+) -> tuple[str, list[dict[str, object]]]:
+    """Add ``runs`` sealed runs to the agent in ``state``, enrol it if it is not yet, and
+    return its id and every record of its chain."""
     build_chain(state, runs=runs, per_run=3)
     identity = identity_module.load(state)
     local = LocalEvidence(state)
@@ -41,7 +45,12 @@ def _load(engine: Engine, key: StoreKey, state: Path, catalog: Catalog, runs: in
             enrolment.enrol(
                 connection, key, principal, identity.agent_id, b64(identity.public_key_raw), "host"
             )
-    ingest.store_batch(engine, ReceiptWriter(engine, key), identity.agent_id, records, catalog)
+    return identity.agent_id, records
+
+
+def _load(engine: Engine, key: StoreKey, state: Path, catalog: Catalog, runs: int = 2) -> None:
+    agent_id, records = _enrolled_records(engine, key, state, runs)
+    ingest.store_batch(engine, ReceiptWriter(engine, key), agent_id, records, catalog)
 
 
 def _unguarded(engine: Engine, *statements: str) -> None:
@@ -214,6 +223,7 @@ def _statement(*statements: str) -> Callable[[Connection], None]:
         (_truncate_and_rewind, "receipt"),
         (_forge_retention, "retention_log row"),
         (_statement("DELETE FROM audit_log"), "has no audit_log row: the row was removed"),
+        (_statement("UPDATE agents SET head_seq = 50"), "not a record of the stored chain"),
     ],
     ids=[
         "status",
@@ -224,6 +234,7 @@ def _statement(*statements: str) -> Callable[[Connection], None]:
         "truncation with head rewind",
         "forged retention row",
         "deleted audit row",
+        "head moved past the chain",
     ],
 )
 def test_verify_store_catches_what_the_stores_own_database_login_can_do(
@@ -251,25 +262,30 @@ def test_records_stored_before_their_receipt_verify_and_a_replay_gets_the_receip
 ) -> None:
     state = tmp_path / "agent"
     _load(engine, store_key, state, catalog)  # records 1-8, acknowledged
-    build_chain(state, runs=1, per_run=3)  # records 9-12 in the outbox
-    identity = identity_module.load(state)
-    local = LocalEvidence(state)
-    records = [json.loads(body) for _, body in local.rows()]
-    local.close()
+    agent_id, records = _enrolled_records(engine, store_key, state, runs=1)  # 9-12 waiting
     # The store stops after the batch's transaction commits and before its receipt.
     with write_transaction(engine) as connection:
-        assert ingest.ingest(connection, identity.agent_id, records, catalog).stored == 4
+        assert ingest.ingest(connection, agent_id, records, catalog).stored == 4
     done = verify()  # type: ignore[operator]
     assert done.returncode == 0, done.stderr
     assert "12 records and 3 seals verified (4 stored since the store's newest receipt)" in (
         done.stdout
     )
     # The agent got no receipt, so it sends the batch again: that replay gets one.
-    again = ingest.store_batch(
-        engine, ReceiptWriter(engine, store_key), identity.agent_id, records, catalog
-    )
+    again = ingest.store_batch(engine, ReceiptWriter(engine, store_key), agent_id, records, catalog)
     assert (again.stored, again.duplicates) == (0, 12)
     assert again.receipt is not None and again.receipt["data"]["head_seq"] == 12
     done = verify()  # type: ignore[operator]
     assert done.returncode == 0, done.stderr
     assert "stored since" not in done.stdout
+
+
+def test_a_first_push_before_its_receipt_verifies(
+    engine: Engine, catalog: Catalog, tmp_path: Path, store_key: StoreKey, verify: object
+) -> None:
+    agent_id, records = _enrolled_records(engine, store_key, tmp_path / "agent", runs=1)
+    with write_transaction(engine) as connection:  # stored; the receipt not signed yet
+        assert ingest.ingest(connection, agent_id, records, catalog).stored == 4
+    done = verify()  # type: ignore[operator]
+    assert done.returncode == 0, done.stderr
+    assert "(4 stored since the store's newest receipt)" in done.stdout

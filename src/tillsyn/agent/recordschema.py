@@ -51,6 +51,29 @@ def max_record_bytes() -> int:
     return int(document()["x-tillsyn-max-record-bytes"])
 
 
+def max_depth() -> int:
+    """How deep arrays and objects may nest in a record, the record being level 1."""
+    return int(document()["x-tillsyn-max-depth"])
+
+
+def too_deep(value: Any, limit: int) -> bool:
+    """Whether ``value`` nests arrays or objects more than ``limit`` levels deep (itself
+    level 1), found without recursion, so that any depth is answered."""
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, level = stack.pop()
+        if isinstance(item, dict):
+            members: Any = item.values()
+        elif isinstance(item, list):
+            members = item
+        else:
+            continue
+        if level > limit:
+            return True
+        stack.extend((member, level + 1) for member in members if isinstance(member, dict | list))
+    return False
+
+
 def max_length(definition: str, field: str) -> int:
     """``maxLength`` of ``field`` in ``$defs/<definition>``."""
     return int(document()["$defs"][definition]["properties"][field]["maxLength"])
@@ -73,6 +96,12 @@ def fit(record: dict[str, Any]) -> dict[str, Any]:
             holder = holder.get(step) if isinstance(holder, dict) else None
         if isinstance(holder, dict) and isinstance(holder.get(path[-1]), str):
             holder[path[-1]] = cut(holder[path[-1]], max_length(definition, field))
+    for name in ("observed", "expected"):
+        if too_deep(record.get(name), max_depth() - 1):  # the record is level 1
+            record[name] = {
+                "cut": f"{name} evidence left out: nested deeper than the record limit of "
+                f"{max_depth()} levels"
+            }
     size = len(canonical(record))
     if size > max_record_bytes():
         for name in ("observed", "expected"):

@@ -263,15 +263,23 @@ def _verify_agent(
     if chain.problem is not None:
         problems.append(f"evidence does NOT verify: {chain.problem}")
         return verdict
+    listed = (int(agent["head_seq"]), str(agent["head_hash"]))
+    # The listed head must be a record of the verified chain (or where it resumes): a head
+    # moved past it would have the store refuse the agent's next honest push as a rewrite.
+    # It may be behind the chain's end: the evidence was read after the agents list.
+    if listed != start and (listed[0] > chain.head_seq or hashes.get(listed[0]) != listed[1]):
+        problems.append(
+            f"agents.head_seq/head_hash say the chain ends at record {listed[0]}, which is "
+            f"not a record of the stored chain (it ends at {chain.head_seq}): altered"
+        )
     receipts = signed.get(RECEIPT, [])
     if not receipts:
-        if chain.head_seq > start[0]:
-            problems.append(f"the store holds records to {chain.head_seq} but gave no receipt")
+        # A first push whose receipt is not signed yet: the agent's seals verified it.
+        verdict.unacknowledged = max(0, chain.head_seq - start[0])
         return verdict
     receipt = receipts[-1]
     data = receipt["data"]
     head = (int(data["head_seq"]), str(data["head_hash"]))
-    listed = (int(agent["head_seq"]), str(agent["head_hash"]))
     # Records stored after the newest receipt (a push under way, or a store stopped before
     # its receipt) are not a problem: the agent's own seals verified them above, and the
     # agent, which got no receipt for them, sends them again. Fewer records than a receipt

@@ -140,7 +140,7 @@ def create_app(
                 },
                 status_code=503,
             )
-        if isinstance(exc, DataError):
+        if isinstance(exc, DataError) or isinstance(getattr(exc, "orig", None), UnicodeEncodeError):
             logger.warning("a request value the database refused: %s", exc)
             return JSONResponse(
                 {"detail": "a value in this request cannot be used by the store's database"},
@@ -148,6 +148,14 @@ def create_app(
             )
         logger.exception("database error", exc_info=exc)
         return JSONResponse({"detail": "internal error in the store"}, status_code=500)
+
+    @app.exception_handler(UnicodeEncodeError)
+    def unencodable_text(_request: Request, exc: UnicodeEncodeError) -> JSONResponse:
+        """JSON may escape a lone surrogate (\\ud800); no database can store one."""
+        return JSONResponse(
+            {"detail": f"a text in this request holds a lone surrogate ({exc.reason})"},
+            status_code=422,
+        )
 
     def principal(request: Request) -> tokens.Principal:
         now = time.time()

@@ -20,6 +20,8 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 from urllib.parse import unquote_to_bytes
 
+from fastapi import HTTPException
+
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
@@ -81,21 +83,18 @@ class RequestGuard:
         seen = 0
 
         async def counted() -> Message:
+            # A body without Content-Length (chunked) is counted as it arrives. The
+            # refusal is raised where the application reads the body, as the HTTP error
+            # it is, so the application's own error handling answers 413 (an exception
+            # of another kind would have it answer 500 first).
             nonlocal seen
             message = await receive()
             seen += len(message.get("body", b""))
             if seen > self.body_limit:
-                raise _TooLargeError
+                raise HTTPException(413, f"request body exceeds {self.body_limit} bytes")
             return message
 
-        try:
-            await self.app(scope, counted, send)
-        except _TooLargeError:
-            await answer(send, 413, f"request body exceeds {self.body_limit} bytes")
-
-
-class _TooLargeError(Exception):
-    pass
+        await self.app(scope, counted, send)
 
 
 async def answer(send: Send, status: int, detail: str) -> None:

@@ -30,6 +30,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, select
 from sqlalchemy.exc import IntegrityError
 
+from tillsyn.agent import recordschema
 from tillsyn.agent.catalog import Catalog
 from tillsyn.agent.evidence import canonical_and_hash, unb64
 from tillsyn.agent.storetrust import RECEIPT
@@ -166,6 +167,15 @@ def ingest(
         forms = {r["seq"]: canonical_and_hash(r) for r in fresh}
     except ValueError as exc:  # numbers JSON cannot carry exactly (RFC 8785 refuses them)
         raise IngestError(422, f"a record cannot be canonicalised: {exc}") from exc
+    limit = recordschema.max_record_bytes()
+    for record in fresh:
+        size = len(forms[record["seq"]][0])
+        if size > limit:
+            reason = (
+                f"record {record['seq']} of the chain: {size} bytes, over the {limit}-byte "
+                "record limit"
+            )
+            raise IngestError(422, reason, ("bad_record", reason))
     report = verify_chain(
         [(r["seq"], r, forms[r["seq"]][1]) for r in fresh],
         trusted_keys=trusted,

@@ -95,15 +95,16 @@ def list_evidence(
         for agent_id, seq, control in connection.execute(
             select(
                 evidence_controls.c.agent_id, evidence_controls.c.seq, evidence_controls.c.control
-            )
-            .where(
+            ).where(
                 tuple_(evidence_controls.c.agent_id, evidence_controls.c.seq).in_(
                     [(row.agent_id, row.seq) for row in page]
                 )
             )
-            .order_by(evidence_controls.c.control)
         ):
             stored.setdefault((agent_id, seq), []).append(control)
+        for found_controls in stored.values():
+            # code-point order, as columns.controls sorts: a database collation may differ
+            found_controls.sort()
         for item, row in zip(found, page, strict=True):
             item["columns"] = {name: row._mapping[name] for name in DERIVED}
             item["controls"] = stored.get((row.agent_id, row.seq), [])
@@ -147,8 +148,12 @@ def latest_per_subject(
     for row in rows:
         record = json.loads(row.body)
         interval = float(record["check"].get("interval_seconds") or 0)
-        observed = datetime.fromisoformat(record["observed_at"].replace("Z", "+00:00"))
-        stale = interval > 0 and moment - observed > timedelta(seconds=STALE_FACTOR * interval)
+        try:
+            observed = datetime.fromisoformat(record["observed_at"].replace("Z", "+00:00"))
+            age = moment - observed
+        except (ValueError, OverflowError):  # stored before the schema bounded years
+            age = timedelta.max
+        stale = interval > 0 and age > timedelta(seconds=STALE_FACTOR * interval)
         subjects.append(
             {
                 "agent_id": record["agent_id"],

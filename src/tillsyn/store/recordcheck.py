@@ -16,7 +16,7 @@ from typing import Any
 import jsonschema_rs
 
 from tillsyn.agent.evidence import RESULT, SCHEMA, SEAL
-from tillsyn.agent.recordschema import document
+from tillsyn.agent.recordschema import document, max_depth, too_deep
 
 #: At most this much of a validator's message is returned: it quotes the offending
 #: value, which may be megabytes.
@@ -46,6 +46,9 @@ def problem(record: Any) -> str | None:
     validator = _validators().get(kind) if isinstance(kind, str) else None
     if validator is None:
         return f"kind: must be {RESULT!r} or {SEAL!r}"
+    for name in ("observed", "expected"):  # the rest has a fixed shape
+        if too_deep(record.get(name), max_depth() - 1):
+            return f"{name}: nested deeper than {max_depth()} levels (the record is level 1)"
     if validator.is_valid(record):
         return None
     error = next(iter(validator.iter_errors(record)))
