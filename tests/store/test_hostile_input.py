@@ -392,7 +392,17 @@ def test_concurrent_identical_replays_all_answer_200_with_duplicates_counted(
 
 
 def test_an_agent_id_that_is_not_a_uuid_cannot_enrol(served: ServedStore) -> None:
-    for agent_id in ("", "a" * 10_000, "../../etc", str(uuid.uuid4()) + "\u0000"):
+    spelled = str(uuid.uuid4())
+    for agent_id in (
+        "",
+        "a" * 10_000,
+        "../../etc",
+        spelled + "\u0000",
+        spelled.upper(),  # the same agent in another spelling
+        f"urn:uuid:{spelled}",
+        "{" + spelled + "}",
+        spelled.replace("-", ""),
+    ):
         got = requests.post(
             served.base + "/api/v1/enroll",
             json={"agent_id": agent_id, "hostname": "x", "public_key": b64(b"k" * 32)},

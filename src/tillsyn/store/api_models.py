@@ -16,7 +16,11 @@ from tillsyn.store import tokens
 
 
 class EnrolRequest(BaseModel):
-    agent_id: str = Field(description="the agent's UUID (agent.id in its state directory)")
+    agent_id: str = Field(
+        description="the agent's UUID (agent.id in its state directory), lower-case and "
+        "hyphenated: one spelling, so that one agent cannot enrol twice under two",
+        pattern=r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$",
+    )
     public_key: str = Field(description="raw Ed25519 public key, base64")
     hostname: str = ""
 
