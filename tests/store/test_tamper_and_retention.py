@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+import requests
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import Connection, Engine, text
 
@@ -289,3 +290,18 @@ def test_a_first_push_before_its_receipt_verifies(
     done = verify()  # type: ignore[operator]
     assert done.returncode == 0, done.stderr
     assert "(4 stored since the store's newest receipt)" in done.stdout
+
+
+def test_a_store_chain_head_moved_back_behind_the_store_is_503_naming_verify(
+    engine: Engine, catalog: Catalog, tmp_path: Path, store_key: StoreKey
+) -> None:
+    _load(engine, store_key, tmp_path / "agent", catalog)
+    with engine.begin() as connection:  # the head row is not append-only: it moves
+        connection.execute(text("UPDATE store_chain_head SET seq = seq - 2"))
+    with serving(create_app(engine, catalog, store_key)) as base:
+        # an audited failure needs a chain entry, which can no longer be numbered
+        answer = requests.get(
+            base + "/api/v1/agents", headers={"Authorization": "Bearer x"}, timeout=30
+        )
+    assert answer.status_code == 503, answer.text
+    assert "tillsyn verify --store" in answer.json()["detail"]

@@ -20,6 +20,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from sqlalchemy import Engine, select
 from sqlalchemy.exc import (
     DataError,
+    IntegrityError,
     InterfaceError,
     OperationalError,
     SQLAlchemyError,
@@ -145,6 +146,18 @@ def create_app(
             return JSONResponse(
                 {"detail": "a value in this request cannot be used by the store's database"},
                 status_code=422,
+            )
+        if isinstance(exc, IntegrityError):
+            # Every constraint a request can break is handled where it is written; one that
+            # breaks anyway means the tables disagree (the store chain's head row edited,
+            # say). Nothing is lost: agents keep their outbox and retry.
+            logger.error("a write broke a database constraint: %s", exc)
+            return JSONResponse(
+                {
+                    "detail": "the store's database refused a write it should take (its "
+                    "tables disagree: run tillsyn verify --store); retry later"
+                },
+                status_code=503,
             )
         logger.exception("database error", exc_info=exc)
         return JSONResponse({"detail": "internal error in the store"}, status_code=500)
