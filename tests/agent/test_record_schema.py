@@ -126,3 +126,19 @@ def test_observations_nested_too_deep_are_replaced_by_a_note(tmp_path: Path) -> 
     )
     assert "nested deeper" in summary.records[0]["observed"]["cut"]
     _assert_store_accepts(summary.records)
+
+
+def test_a_record_just_under_the_limit_before_chaining_is_measured_with_its_chain_fields(
+    tmp_path: Path,
+) -> None:
+    recorder, _, summary = _recorder(tmp_path)
+    at = datetime.now(UTC)
+    small = Result(Status.FAIL, Resource("file", "/x"), "big", observed={"blob": ""})
+    unchained = len(canonical(recorder.body(CHECK, [], "low", small, at, 0.1)))
+    # 100 bytes under the limit as written, about 75 over once seq, prev_hash and hash
+    # are added: the store would refuse it on every push
+    blob = "x" * (recordschema.max_record_bytes() - 100 - unchained)
+    big = Result(Status.FAIL, Resource("file", "/x"), "big", observed={"blob": blob})
+    recorder.append([recorder.body(CHECK, [], "low", big, at, 0.1)])
+    assert "left out" in summary.records[0]["observed"]["cut"]
+    _assert_store_accepts(summary.records)
