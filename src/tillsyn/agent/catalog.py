@@ -126,6 +126,8 @@ class Catalog:
 
     def parse(self, text: str) -> str:
         """The canonical id for any accepted spelling; :class:`UnknownControlError` otherwise."""
+        if text in self.controls:  # canonical already, as records and configs mostly write
+            return text
         raw = text
         text = text.strip().strip("[]").strip()
         if not text:

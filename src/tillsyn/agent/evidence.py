@@ -206,14 +206,16 @@ _compact_sorted = _compact_sorted_encoder()
 def canonical_and_hash(record: Mapping[str, Any]) -> tuple[bytes, str]:
     """The record's canonical bytes (with ``hash``) and the hash of its content.
 
-    For records parsed from JSON (what the store takes in, every record once): a C
-    encoder writes them, and :func:`_json_output_is_canonical` accepts its output only
-    where it cannot differ from RFC 8785; anything else takes :func:`canonical`'s way.
+    Only for records parsed from JSON (what the store takes in, every record once):
+    orjson writes NaN as null and dates and UUIDs as strings where :func:`canonical`
+    refuses them, and parsed JSON holds none of those. A C encoder writes them, and
+    :func:`_json_output_is_canonical` accepts its output only where it cannot differ
+    from RFC 8785; anything else takes :func:`canonical`'s way.
     The portability walk this skips was most of ingest's CPU (bench/store_ingest.py).
     """
     try:
         full = _compact_sorted(record)
-    except (TypeError, ValueError):  # not parsed JSON (a non-str key, NaN, 2**70...)
+    except (TypeError, ValueError):  # a non-str key, an integer beyond 64 bits, too deep
         return canonical(record), record_hash(record)
     if not _json_output_is_canonical(full):
         return canonical(record), record_hash(record)

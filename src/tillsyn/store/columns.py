@@ -82,9 +82,6 @@ def controls(record: dict[str, Any], catalog: Catalog) -> list[str]:
     found: set[str] = set()
     for control in record["controls"]:
         text = str(control)
-        if text in catalog:  # canonical already, as agents write them: no parsing
-            found.add(text)
-            continue
         try:
             found.add(catalog.parse(text))
         except UnknownControlError:

@@ -64,7 +64,6 @@ class IngestResult:
     reason: str | None = None
     head_seq: int = 0
     head_hash: str = ""
-    agent_version: str | None = None
     #: the store's signed receipt for what is stored (for a pure replay, the newest one)
     receipt: dict[str, Any] | None = None
     alerts: list[tuple[str, str]] = field(default_factory=list)  # (kind, detail) to keep
@@ -83,7 +82,8 @@ def _check_shape(index: int, record: Any, agent_id: str) -> dict[str, Any]:
             f"record {index} belongs to agent {record['agent_id']!r}; this "
             "credential may only write its own evidence",
         )
-    return dict(record)
+    checked: dict[str, Any] = record  # a dict, the schema says; parsed for this request
+    return checked
 
 
 def store_batch(
@@ -206,11 +206,8 @@ def ingest(
             )
         )
         result.head_seq, result.head_hash = last["seq"], last["hash"]
-        result.agent_version = last.get("agent_version")
     result.stored = len(covered)
-    if not covered:
-        result.receipt = _covering(connection, agent_id, agent.head_seq, agent.head_hash)
-    return result
+    return result  # the receipt: store_batch asks the writer, which knows the newest
 
 
 def _covering(
