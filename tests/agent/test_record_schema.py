@@ -10,6 +10,8 @@ them.
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -142,3 +144,21 @@ def test_a_record_just_under_the_limit_before_chaining_is_measured_with_its_chai
     recorder.append([recorder.body(CHECK, [], "low", big, at, 0.1)])
     assert "left out" in summary.records[0]["observed"]["cut"]
     _assert_store_accepts(summary.records)
+
+
+def test_the_agent_writes_records_without_the_stores_libraries() -> None:
+    """jsonschema-rs, orjson and the web stack are the store's: an endpoint agent that
+    writes, seals and verifies evidence loads none of them, even where they are installed."""
+    store_only = ["jsonschema_rs", "orjson", "fastapi", "sqlalchemy", "uvicorn"]
+    script = (
+        "import json, sys\n"
+        "import tillsyn.agent.daemon\n"
+        "from tillsyn.agent import recordschema\n"
+        "from tillsyn.agent.evidence import canonical, record_hash\n"
+        "record = recordschema.fit({'message': 'x' * 10000, 'observed': {'a': [1.5]}})\n"
+        "record_hash(record); canonical(record)\n"
+        f"print(json.dumps([m for m in {store_only!r} if m in sys.modules]))"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == []

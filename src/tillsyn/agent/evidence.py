@@ -22,6 +22,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import asdict, is_dataclass
 from datetime import UTC, date, datetime
 from enum import Enum
+from functools import cache
 from pathlib import PurePath
 from typing import Any
 
@@ -184,6 +185,7 @@ def _stdlib_compact(value: Any) -> bytes:
     ).encode("utf-8")
 
 
+@cache
 def _compact_sorted_encoder() -> Callable[[Any], bytes]:
     """Compact, key-sorted JSON bytes, as the stdlib writes them: with orjson where it
     is installed (the store's extras bring it; about ten times faster, the same bytes
@@ -200,7 +202,10 @@ def _compact_sorted_encoder() -> Callable[[Any], bytes]:
     return encode
 
 
-_compact_sorted = _compact_sorted_encoder()
+def _compact_sorted(value: Any) -> bytes:
+    # chosen on first use, so that an agent that never takes in records (only the store
+    # does) never imports orjson, even where it is installed
+    return _compact_sorted_encoder()(value)
 
 
 def canonical_and_hash(record: Mapping[str, Any]) -> tuple[bytes, str]:
