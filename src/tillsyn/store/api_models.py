@@ -14,6 +14,21 @@ from pydantic import AwareDatetime, BaseModel, Field, field_validator
 
 from tillsyn.store import tokens
 
+AWARE_TIME = "an RFC 3339 time with an offset, such as 2026-11-01T00:00:00Z"
+
+
+def aware_time(value: Any) -> datetime:
+    """``value`` as an instant, when it is :data:`AWARE_TIME`: not a number of seconds
+    (which pydantic would read as Unix time), nor a time without an offset (which would
+    be the server's local time); ValueError otherwise."""
+    try:
+        moment = datetime.fromisoformat(value) if isinstance(value, str) else None
+    except ValueError:
+        moment = None
+    if moment is None or moment.tzinfo is None:
+        raise ValueError(AWARE_TIME)
+    return moment
+
 
 class EnrolRequest(BaseModel):
     agent_id: str = Field(
@@ -69,14 +84,7 @@ class TokenRequest(BaseModel):
     @field_validator("expires_at", mode="before")
     @classmethod
     def _rfc3339(cls, value: Any) -> Any:
-        """A time as this document declares it: not a number of seconds (which pydantic
-        would read as Unix time), nor a time without an offset (server-local)."""
-        if value is None:
-            return None
-        moment = datetime.fromisoformat(value) if isinstance(value, str) else None
-        if moment is None or moment.tzinfo is None:
-            raise ValueError("an RFC 3339 time with an offset, such as 2026-11-01T00:00:00Z")
-        return moment
+        return None if value is None else aware_time(value)
 
 
 class TokenResponse(BaseModel):
@@ -86,7 +94,6 @@ class TokenResponse(BaseModel):
 #: A free-text query parameter: bounded, so that no filter value is larger than any
 #: stored one can be.
 Text = Annotated[str | None, Query(max_length=256)]
-StatusName = Literal["pass", "fail", "error", "skip", "not_applicable"]
 
 
 class Subject(BaseModel):

@@ -31,6 +31,7 @@ from tillsyn import __version__
 from tillsyn.agent import recordschema
 from tillsyn.agent.catalog import Catalog, UnknownControlError
 from tillsyn.agent.evidence import timestamp
+from tillsyn.checks._result import Status
 from tillsyn.store import (
     audit,
     chain,
@@ -43,6 +44,7 @@ from tillsyn.store import (
 )
 from tillsyn.store.api_models import (
     AUTHENTICATED,
+    AWARE_TIME,
     DATABASE,
     GUARDED,
     INVALID,
@@ -59,12 +61,12 @@ from tillsyn.store.api_models import (
     IngestResponse,
     Problem,
     RetentionRow,
-    StatusName,
     StorePublicKey,
     Text,
     TokenRequest,
     TokenResponse,
     ValidationProblem,
+    aware_time,
     refusal,
 )
 from tillsyn.store.database import write_transaction
@@ -354,7 +356,7 @@ def create_app(
         check: Text = None,
         agent: Text = None,
         target: Text = None,
-        status: StatusName | None = None,
+        status: Status | None = None,
         since: Annotated[str | None, Query(max_length=64, description="RFC 3339")] = None,
         until: Annotated[str | None, Query(max_length=64, description="RFC 3339")] = None,
         cursor: Annotated[str | None, Query(max_length=128)] = None,
@@ -628,13 +630,9 @@ def _instant(text: str | None, name: str) -> str | None:
     if not text:
         return None
     try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        moment = None
-    if moment is None or moment.tzinfo is None:
-        raise HTTPException(
-            422, f"{name} must be an RFC 3339 time with an offset, such as 2026-11-01T00:00:00Z"
-        )
+        moment = aware_time(text)
+    except ValueError as exc:
+        raise HTTPException(422, f"{name} must be {AWARE_TIME}") from exc
     return timestamp(moment.astimezone(UTC))
 
 
