@@ -55,12 +55,14 @@ def append_many(
     key: StoreKey,
     kind: str,
     items: Sequence[tuple[str | None, Mapping[str, Any], datetime | None]],
+    head: Any = None,
 ) -> list[dict[str, Any]]:
     """Sign each (agent id, data, time) of ``items`` as the next entries of the chain, in
-    order, under one lock of its head: one INSERT and one head UPDATE for them all."""
+    order, under one lock of its head: one INSERT and one head UPDATE for them all.
+    ``head`` is what :func:`lock` returned, when the caller took the lock already."""
     if not items:
         return []
-    head = lock(connection)
+    head = head or lock(connection)
     seq, prev = int(head.seq), str(head.hash)
     made: list[dict[str, Any]] = []
     for agent_id, data, now in items:

@@ -44,32 +44,24 @@ def derive(record: dict[str, Any]) -> dict[str, Any]:
 
 def values(record: dict[str, Any]) -> tuple[Any, ...]:
     """The values of :data:`DERIVED` for ``record``, in that order (what ingest writes)."""
+    check_id = status = target_id = resource = None
     if record["kind"] == RESULT:
-        resource = record["resource"]
-        return (
-            record["agent_id"],
-            record["seq"],
-            record["record_id"],
-            RESULT,
-            record["run_id"],
-            _text(str(record["check"].get("id"))),
-            record.get("status"),
-            _text(str(record["target"].get("id"))),
-            _text(f"{resource.get('type')}:{resource.get('id')}"),
-            str(record.get("observed_at")),
-            record["hash"],
-        )
+        found = record["resource"]
+        check_id = _text(str(record["check"].get("id")))
+        status = record.get("status")
+        target_id = _text(str(record["target"].get("id")))
+        resource = _text(f"{found.get('type')}:{found.get('id')}")
     return (
         record["agent_id"],
         record["seq"],
         record["record_id"],
         record["kind"],
         record["run_id"],
-        None,
-        None,
-        None,
-        None,
-        str(record.get("observed_at") or record["sealed_at"]),
+        check_id,
+        status,
+        target_id,
+        resource,
+        str(record.get("observed_at") or record.get("sealed_at")),
         record["hash"],
     )
 

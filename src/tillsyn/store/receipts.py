@@ -50,7 +50,7 @@ def acknowledge(
     """The receipt for each agent's stored head (in the caller's write transaction):
     its newest one when that vouches for the head, else a new one, all new ones signed
     under one lock of the chain. Agents with nothing stored get none."""
-    chain.lock(connection)  # first: heads are read under it
+    locked = chain.lock(connection)  # first: heads are read under it
     heads = connection.execute(
         select(
             agents.c.agent_id,
@@ -77,7 +77,7 @@ def acknowledge(
             # the receipt's time is when the store took in the head it vouches for
             seen = datetime.fromisoformat(head.last_seen_at) if head.last_seen_at else None
             wanted.append((head.agent_id, data, seen))
-    for entry in chain.append_many(connection, key, RECEIPT, wanted):
+    for entry in chain.append_many(connection, key, RECEIPT, wanted, head=locked):
         found[entry["agent_id"]] = entry
     return found
 
